@@ -1,0 +1,352 @@
+"""The STUN message layers: RFC 5389/8489 (:class:`STUN`), RFC 3489 classic
+(:class:`STUNClassic`), a too-short header (:class:`STUNTruncated`) and the TCP stream of
+back-to-back messages (:class:`STUNStream`).
+
+``STUN(data)`` looks at the first bytes and returns the right one of these (or TURN
+ChannelData, or Raw for bytes that are not STUN at all), so callers need not guess. The
+attributes are sub-layers from :mod:`stunscan.layers.attributes`. Dissection never raises
+and never recurses on what the peer sent: a bad message is dissected as far as it goes, keeps
+every byte, and says what is wrong in :meth:`STUN.malformed_reasons`.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Any
+
+from scapy.config import conf
+from scapy.fields import (
+    PacketListField,
+    ShortField,
+    StrField,
+    XIntField,
+    XShortField,
+    XStrFixedLenField,
+)
+from scapy.packet import Packet, Padding, Raw
+
+from stunscan import protocol as proto
+
+from .attributes import (
+    STUNAttribute,
+    STUNAttrFingerprint,
+    STUNAttrMessageIntegrity,
+    dispatch_attribute,
+)
+from .channeldata import ChannelData
+
+MAX_ATTRIBUTES = proto.MAX_MESSAGE_LENGTH // proto.ATTRIBUTE_HEADER_SIZE + 1
+"""Enough list room for the most attributes a 65,535-byte body can hold (all empty)."""
+
+_SUMMARY_KINDS = frozenset({"address", "xor-address", "error-code"})
+_SUMMARY_CODES = frozenset({proto.SOFTWARE, proto.REALM})
+
+
+class MessageTypeField(XShortField):
+    """Message type shown as 'Binding Success Response (0x0101)'; accepts such names."""
+
+    def any2i(self, pkt: Packet | None, x: Any) -> Any:
+        if isinstance(x, str):
+            return proto.parse_message_type(x)
+        return super().any2i(pkt, x)
+
+    def i2repr(self, pkt: Packet | None, x: int | None) -> str:
+        if x is None:
+            return "None"
+        return f"{proto.message_type_name(x)} (0x{x:04x})"
+
+
+def _attributes_field() -> PacketListField:
+    return PacketListField(
+        "attributes",
+        [],
+        dispatch_attribute,
+        length_from=lambda p: p.length,
+        max_count=MAX_ATTRIBUTES,
+    )
+
+
+def _splice(data: bytes, offset: int, value: bytes) -> bytes:
+    return data[:offset] + value + data[offset + len(value) :]
+
+
+class STUN(Packet):
+    """A STUN message (RFC 5389/8489): 20-byte header with the magic cookie, then attributes.
+
+    ``STUN(type="Binding Request", attributes=[...])`` builds one: the length is filled
+    in, the transaction ID is random unless given, and MESSAGE-INTEGRITY (with ``key=``)
+    and FINGERPRINT attributes left without a value are computed over the built message.
+    """
+
+    name = "STUN"
+    match_subclass = True
+    fields_desc = [
+        MessageTypeField("type", 0x0001),
+        ShortField("length", None),
+        XIntField("magic_cookie", proto.MAGIC_COOKIE),
+        XStrFixedLenField("transaction_id", None, 12),
+        _attributes_field(),
+    ]
+    transaction_id_size = 12
+
+    def __init__(self, _pkt: bytes = b"", *args: Any, **kwargs: Any) -> None:
+        super().__init__(_pkt, *args, **kwargs)
+        if not _pkt and self.transaction_id is None:
+            self.transaction_id = os.urandom(self.transaction_id_size)
+
+    @classmethod
+    def dispatch_hook(cls, _pkt: bytes | None = None, *args: Any, **kwargs: Any) -> type[Packet]:
+        """Pick the layer for these bytes: STUN, classic, ChannelData, truncated or Raw."""
+        if cls is not STUN or not _pkt:
+            return cls
+        return message_class_for(_pkt)
+
+    # -- identity ------------------------------------------------------------------------
+
+    @property
+    def method(self) -> int:
+        return proto.split_message_type(self.type)[0]
+
+    @property
+    def message_class(self) -> int:
+        return proto.split_message_type(self.type)[1]
+
+    @property
+    def type_name(self) -> str:
+        return proto.message_type_name(self.type)
+
+    def xor_key(self) -> bytes:
+        """Header bytes 4..20 (cookie + transaction ID): the XOR-address key."""
+        return struct.pack("!I", self.magic_cookie) + bytes(self.transaction_id)
+
+    def hashret(self) -> bytes:
+        return bytes(self.transaction_id or b"")
+
+    def answers(self, other: Packet) -> int:
+        if not isinstance(other, STUN) or other.transaction_id != self.transaction_id:
+            return 0
+        method, cls = proto.split_message_type(self.type)
+        other_method, other_cls = proto.split_message_type(other.type)
+        responses = (proto.MessageClass.SUCCESS_RESPONSE, proto.MessageClass.ERROR_RESPONSE)
+        return int(
+            method == other_method
+            and cls in responses
+            and other_cls == proto.MessageClass.REQUEST
+        )
+
+    # -- attributes ----------------------------------------------------------------------
+
+    def get_attribute(self, name_or_code: str | int) -> Packet | None:
+        """The first attribute with this registry name or code, or None."""
+        code = (
+            proto.parse_attribute_code(name_or_code)
+            if isinstance(name_or_code, str)
+            else name_or_code
+        )
+        for attr in self.attributes:
+            if getattr(attr, "type", None) == code:
+                return attr
+        return None
+
+    def message_bytes(self) -> bytes:
+        """This message as on the wire, without whatever follows it."""
+        return self.post_build(self.self_build(), b"")
+
+    # -- building ------------------------------------------------------------------------
+
+    def post_build(self, pkt: bytes, pay: bytes) -> bytes:
+        if self.length is None:
+            pkt = pkt[:2] + struct.pack("!H", len(pkt) - proto.HEADER_SIZE) + pkt[4:]
+        return self._fill_in_integrity(pkt) + pay
+
+    def _fill_in_integrity(self, pkt: bytes) -> bytes:
+        """Compute MESSAGE-INTEGRITY(-SHA256) and FINGERPRINT values left as None, in order."""
+        walked = list(proto.iter_attributes(pkt))
+        if len(walked) != len(self.attributes):
+            return pkt
+        for attr, tlv in zip(self.attributes, walked):
+            if isinstance(attr, STUNAttrMessageIntegrity):
+                if attr.hmac is None and attr.key is not None:
+                    digest = (
+                        proto.hmac_sha1 if tlv.code == proto.MESSAGE_INTEGRITY else proto.hmac_sha256
+                    )
+                    covered = proto.covered_prefix(pkt, tlv.offset, tlv.length)
+                    value = digest(bytes(attr.key), covered)[: tlv.length]
+                    pkt = _splice(pkt, tlv.offset + proto.ATTRIBUTE_HEADER_SIZE, value)
+            elif isinstance(attr, STUNAttrFingerprint) and attr.crc is None:
+                crc = proto.fingerprint(proto.covered_prefix(pkt, tlv.offset, 4))
+                pkt = _splice(pkt, tlv.offset + proto.ATTRIBUTE_HEADER_SIZE, struct.pack("!I", crc))
+        return pkt
+
+    # -- checking ------------------------------------------------------------------------
+
+    def fingerprint_ok(self) -> bool | None:
+        """True/False if FINGERPRINT verifies or not; None if there is none."""
+        return proto.check_fingerprint(self.message_bytes())
+
+    def integrity_ok(self, key: bytes | str) -> bool | None:
+        """Verify MESSAGE-INTEGRITY(-SHA256) with ``key``; None if there is none.
+
+        ``key`` is the HMAC key (``stunscan.protocol.short_term_key`` / ``long_term_key``);
+        a str is taken as a short-term password.
+        """
+        if isinstance(key, str):
+            key = proto.short_term_key(key)
+        return proto.check_integrity(self.message_bytes(), key)
+
+    def malformed_reasons(self) -> list[str]:
+        """Everything that makes this message malformed; empty if it is well formed."""
+        reasons = []
+        body = sum(len(bytes(attr)) for attr in self.attributes)
+        declared = body if self.length is None else self.length
+        if declared > body:
+            reasons.append(f"length field says {declared} bytes, {body} follow the header")
+        if declared % 4:
+            reasons.append(f"length {declared} is not a multiple of 4")
+        for attr in self.attributes:
+            problem = attr.problem() if hasattr(attr, "problem") else "undecodable attribute"
+            if problem:
+                reasons.append(problem)
+        if isinstance(self.payload, Padding | Raw) and len(self.payload):
+            reasons.append(f"{len(self.payload)} bytes follow the message")
+        return reasons
+
+    @property
+    def malformed(self) -> bool:
+        return bool(self.malformed_reasons())
+
+    # -- display -------------------------------------------------------------------------
+
+    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
+        return b"", s
+
+    def mysummary(self) -> str:
+        parts = [f"{self.name} {self.type_name}"]
+        for attr in self.attributes:
+            if not isinstance(attr, STUNAttribute):
+                continue
+            if attr.kind in _SUMMARY_KINDS or attr.type in _SUMMARY_CODES:
+                label = attr.attribute_name.replace("-ADDRESS", "")
+                parts.append(f"{label} {attr.value_text()}")
+        if self.malformed:
+            parts.append("[malformed]")
+        return " ".join(parts)
+
+
+class STUNClassic(STUN):
+    """A classic RFC 3489 message: no magic cookie, a 128-bit transaction ID."""
+
+    name = "STUN classic"
+    fields_desc = [
+        MessageTypeField("type", 0x0001),
+        ShortField("length", None),
+        XStrFixedLenField("transaction_id", None, 16),
+        _attributes_field(),
+    ]
+    transaction_id_size = 16
+
+    def xor_key(self) -> bytes:
+        """Old servers (Vovida stund's 0x8020) XOR with the first bytes of the 128-bit ID."""
+        return bytes(self.transaction_id)
+
+
+class STUNTruncated(Packet):
+    """Fewer than 20 bytes that start like STUN: malformed, kept as they are."""
+
+    name = "STUN truncated"
+    fields_desc = [StrField("data", b"")]
+
+    def malformed_reasons(self) -> list[str]:
+        return [f"truncated header: {len(self.data)} bytes, STUN needs {proto.HEADER_SIZE}"]
+
+    @property
+    def malformed(self) -> bool:
+        return True
+
+    def mysummary(self) -> str:
+        return f"STUN truncated ({len(self.data)} bytes) [malformed]"
+
+
+def message_class_for(data: bytes) -> type[Packet]:
+    """The layer class for a message starting at data[0] (see STUN.dispatch_hook).
+
+    Top bits 01 is TURN ChannelData (if its length fits); 00 with the magic cookie is STUN
+    even when malformed; 00 without it is classic only for a classic message type; fewer
+    than 20 bytes of 00 is a truncated header; anything else is not STUN (Raw).
+    """
+    top = data[0] & 0xC0
+    if top == 0x40:
+        fits = len(data) >= 4 and 4 + int.from_bytes(data[2:4], "big") <= len(data)
+        return ChannelData if fits else conf.raw_layer
+    if top:
+        return conf.raw_layer
+    if len(data) < proto.HEADER_SIZE:
+        return STUNTruncated
+    if data[4:8] == proto.MAGIC_COOKIE_BYTES:
+        return STUN
+    if int.from_bytes(data[:2], "big") in proto.CLASSIC_MESSAGE_TYPES:
+        return STUNClassic
+    return conf.raw_layer
+
+
+def frame_size(data: bytes, offset: int) -> int | None:
+    """Bytes the STUN or ChannelData message at ``offset`` of a TCP stream occupies.
+
+    ChannelData is padded to 4 over TCP (RFC 8656 12.5). None if no frame starts there;
+    the size may run past the data when the message continues in a later segment.
+    """
+    if len(data) - offset < 4:
+        return None
+    top = data[offset] & 0xC0
+    length = int.from_bytes(data[offset + 2 : offset + 4], "big")
+    if top == 0x40:
+        return proto.padded(4 + length)
+    if top == 0 and (
+        data[offset + 4 : offset + 8] == proto.MAGIC_COOKIE_BYTES
+        or int.from_bytes(data[offset : offset + 2], "big") in proto.CLASSIC_MESSAGE_TYPES
+    ):
+        return proto.HEADER_SIZE + length
+    return None
+
+
+class StreamMessagesField(PacketListField):
+    """Splits a TCP payload into its STUN / ChannelData messages, iteratively."""
+
+    def getfield(self, pkt: Packet, s: bytes) -> tuple[bytes, list[Packet]]:
+        messages: list[Packet] = []
+        offset = 0
+        while offset < len(s):
+            size = frame_size(s, offset)
+            if size is None:
+                messages.append(conf.raw_layer(s[offset:]))
+                break
+            messages.append(STUN(s[offset : offset + size]))
+            offset += size
+        return b"", messages
+
+
+class STUNStream(Packet):
+    """The STUN messages of one TCP segment (several may share it, RFC 8489 6.2.2).
+
+    With Scapy's TCPSession, ``tcp_reassemble`` waits until a message split across
+    segments is complete.
+    """
+
+    name = "STUN over TCP"
+    fields_desc = [StreamMessagesField("messages", [], STUN)]
+
+    @classmethod
+    def tcp_reassemble(cls, data: bytes, metadata: dict[str, Any], session: Any) -> Packet | None:
+        offset = 0
+        while offset < len(data):
+            size = frame_size(data, offset)
+            if size is None:
+                break
+            if offset + size > len(data):
+                return None
+            offset += size
+        return cls(data)
+
+    def mysummary(self) -> str:
+        return " | ".join(m.summary() for m in self.messages)
