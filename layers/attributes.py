@@ -368,7 +368,7 @@ class STUNAttrEmpty(STUNAttribute):
         return None
 
     def value_text(self) -> str:
-        return ""
+        return "present"
 
 
 def _reason_field() -> UTF8StrLenField:
@@ -600,7 +600,8 @@ class STUNAttrPasswordAlgorithms(STUNAttribute):
         return tuple(a.decoded for a in self.algorithms)
 
     def value_text(self) -> str:
-        return ", ".join(proto.PASSWORD_ALGORITHM_NAMES.get(a, str(a)) for a, _ in self.decoded)
+        names = [proto.PASSWORD_ALGORITHM_NAMES.get(a, str(a)) for a, _ in self.decoded]
+        return ", ".join(names) or "none"
 
 
 class STUNAttrPasswordAlgorithm(STUNAttribute):
@@ -669,13 +670,17 @@ class STUNAttrAddressError(STUNAttrErrorCode):
 
 
 class STUNAttrICMP(STUNAttribute):
-    """ICMP (RFC 8656 18.13): an ICMP error a TURN server relays."""
+    """ICMP (RFC 8656 18.13): an ICMP error a TURN server relays.
+
+    The value is 8 bytes: 17 reserved bits, a 7-bit type, an 8-bit code and 32 bits of
+    error data (the registry's "RFFU(9)" would not add up to its own 8-byte size).
+    """
 
     name = "STUN ICMP"
     kind = "icmp"
     fields_desc = _frame(
         [
-            BitField("rffu", 0, 9),
+            BitField("rffu", 0, 17),
             BitField("icmp_type", 0, 7),
             ByteField("icmp_code", 0),
             XIntField("error_data", 0),

@@ -155,6 +155,13 @@ class STUN(Packet):
 
     # -- building ------------------------------------------------------------------------
 
+    def self_build(self) -> bytes:
+        # XOR-coded attributes read the key from their parent: make sure it is this
+        # message, also after copy() or after moving attributes between messages.
+        for attr in self.attributes:
+            attr.parent = self
+        return super().self_build()
+
     def post_build(self, pkt: bytes, pay: bytes) -> bytes:
         if self.length is None:
             pkt = pkt[:2] + struct.pack("!H", len(pkt) - proto.HEADER_SIZE) + pkt[4:]
@@ -167,12 +174,13 @@ class STUN(Packet):
             return pkt
         for attr, tlv in zip(self.attributes, walked):
             if isinstance(attr, STUNAttrMessageIntegrity):
-                if attr.hmac is None and attr.key is not None:
+                key = attr.getfieldval("key")
+                if attr.hmac is None and key is not None:
                     digest = (
                         proto.hmac_sha1 if tlv.code == proto.MESSAGE_INTEGRITY else proto.hmac_sha256
                     )
                     covered = proto.covered_prefix(pkt, tlv.offset, tlv.length)
-                    value = digest(bytes(attr.key), covered)[: tlv.length]
+                    value = digest(bytes(key), covered)[: tlv.length]
                     pkt = _splice(pkt, tlv.offset + proto.ATTRIBUTE_HEADER_SIZE, value)
             elif isinstance(attr, STUNAttrFingerprint) and attr.crc is None:
                 crc = proto.fingerprint(proto.covered_prefix(pkt, tlv.offset, 4))
