@@ -32,13 +32,14 @@ from .attributes import (
 )
 from .bindings import STUN_PORT, disable_heuristics, enable_heuristics
 from .channeldata import ChannelData
-from .stun import STUN, STUNClassic, STUNStream, STUNTruncated
+from .stun import STUN, RFC4571Frame, STUNClassic, STUNStream, STUNTruncated
 
 __all__ = [
     "KIND_CLASSES",
     "STUN",
     "STUN_PORT",
     "ChannelData",
+    "RFC4571Frame",
     "STUNAttrAddress",
     "STUNAttrAddressError",
     "STUNAttrChannel",

@@ -35,8 +35,10 @@ def _udp_heuristic(payload: bytes) -> bool:
 
 
 def _tcp_heuristic(payload: bytes) -> bool:
-    return proto.looks_like_stun(payload, exact=False) or proto.looks_like_classic_stun(
-        payload, exact=False
+    return (
+        proto.looks_like_stun(payload, exact=False)
+        or proto.looks_like_rfc4571_stun(payload)
+        or proto.looks_like_classic_stun(payload, exact=False)
     )
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from scapy.config import conf
 from scapy.fields import (
+    FieldLenField,
+    PacketLenField,
     PacketListField,
     ShortField,
     StrField,
@@ -298,38 +300,59 @@ def message_class_for(data: bytes) -> type[Packet]:
     return conf.raw_layer
 
 
-def frame_size(data: bytes, offset: int) -> int | None:
-    """Bytes the STUN or ChannelData message at ``offset`` of a TCP stream occupies.
+class RFC4571Frame(Packet):
+    """One STUN message behind a 16-bit length prefix (RFC 4571, as ICE-TCP sends it)."""
 
-    ChannelData is padded to 4 over TCP (RFC 8656 12.5). None if no frame starts there;
-    the size may run past the data when the message continues in a later segment.
+    name = "RFC 4571 frame"
+    fields_desc = [
+        FieldLenField("frame_length", None, length_of="message"),
+        PacketLenField("message", None, STUN, length_from=lambda p: p.frame_length),
+    ]
+
+    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
+        return b"", s
+
+    def mysummary(self) -> str:
+        return f"RFC 4571 [{self.message.summary() if self.message else ''}]"
+
+
+def frame_at(data: bytes, offset: int) -> tuple[type[Packet], int] | None:
+    """The class and size of the frame at ``offset`` of a TCP stream, None if none starts there.
+
+    STUN and classic messages take 20 + length; ChannelData is padded to 4 over TCP
+    (RFC 8656 12.5); an RFC 4571 frame takes its prefix plus 2. The size may run past
+    the data when the message continues in a later segment.
     """
     if len(data) - offset < 4:
         return None
     top = data[offset] & 0xC0
     length = int.from_bytes(data[offset + 2 : offset + 4], "big")
     if top == 0x40:
-        return proto.padded(4 + length)
-    if top == 0 and (
-        data[offset + 4 : offset + 8] == proto.MAGIC_COOKIE_BYTES
-        or int.from_bytes(data[offset : offset + 2], "big") in proto.CLASSIC_MESSAGE_TYPES
-    ):
-        return proto.HEADER_SIZE + length
+        return ChannelData, proto.padded(4 + length)
+    if top:
+        return None
+    if data[offset + 4 : offset + 8] == proto.MAGIC_COOKIE_BYTES:
+        return STUN, proto.HEADER_SIZE + length
+    if proto.looks_like_rfc4571_stun(data, offset):
+        return RFC4571Frame, 2 + int.from_bytes(data[offset : offset + 2], "big")
+    if int.from_bytes(data[offset : offset + 2], "big") in proto.CLASSIC_MESSAGE_TYPES:
+        return STUNClassic, proto.HEADER_SIZE + length
     return None
 
 
 class StreamMessagesField(PacketListField):
-    """Splits a TCP payload into its STUN / ChannelData messages, iteratively."""
+    """Splits a TCP payload into its STUN / ChannelData / RFC 4571 frames, iteratively."""
 
     def getfield(self, pkt: Packet, s: bytes) -> tuple[bytes, list[Packet]]:
         messages: list[Packet] = []
         offset = 0
         while offset < len(s):
-            size = frame_size(s, offset)
-            if size is None:
+            frame = frame_at(s, offset)
+            if frame is None:
                 messages.append(conf.raw_layer(s[offset:]))
                 break
-            messages.append(STUN(s[offset : offset + size]))
+            cls, size = frame
+            messages.append(cls(s[offset : offset + size]))
             offset += size
         return b"", messages
 
@@ -348,12 +371,12 @@ class STUNStream(Packet):
     def tcp_reassemble(cls, data: bytes, metadata: dict[str, Any], session: Any) -> Packet | None:
         offset = 0
         while offset < len(data):
-            size = frame_size(data, offset)
-            if size is None:
+            frame = frame_at(data, offset)
+            if frame is None:
                 break
-            if offset + size > len(data):
+            if offset + frame[1] > len(data):
                 return None
-            offset += size
+            offset += frame[1]
         return cls(data)
 
     def mysummary(self) -> str:

@@ -622,6 +622,15 @@ def looks_like_classic_stun(data: bytes, *, exact: bool = True) -> bool:
     )
 
 
+def looks_like_rfc4571_stun(data: bytes, offset: int = 0) -> bool:
+    """An RFC 4571 frame (16-bit length prefix, as ICE-TCP uses) holding one STUN message."""
+    inner = data[offset + 2 : offset + 22]
+    if len(inner) < HEADER_SIZE or inner[0] & 0xC0 or inner[4:8] != MAGIC_COOKIE_BYTES:
+        return False
+    frame_length = (data[offset] << 8) | data[offset + 1]
+    return frame_length == HEADER_SIZE + ((inner[2] << 8) | inner[3])
+
+
 def looks_like_channel_data(data: bytes, *, exact: bool = True) -> bool:
     """TURN ChannelData: channel number 0x4000-0x7FFF and a length that fits.
 
