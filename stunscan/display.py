@@ -1,0 +1,147 @@
+"""Rich renderers: tables and panels for people, never parsing bytes themselves.
+
+Everything a remote host chose (SOFTWARE, REALM, reason phrases, unknown values) goes
+through :func:`printable` and into ``rich.text.Text`` objects, so no control character,
+ANSI escape or rich markup it sends can reach the terminal as anything but visible text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from stunscan import protocol as proto
+
+
+def printable(text: str) -> str:
+    """Replace control and format characters (ESC, CR, bidi overrides...) with escapes."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if code < 0x20 or 0x7F <= code < 0xA0 or code in (0x200E, 0x200F) or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _cell(text: str, style: str = "") -> Text:
+    return Text(printable(text), style=style)
+
+
+def _hex(data: bytes, limit: int = 24) -> str:
+    shown = data[:limit].hex(" ")
+    return shown + (" …" if len(data) > limit else "")
+
+
+def _check_mark(ok: bool | None) -> Text:
+    if ok is None:
+        return Text("absent", style="dim")
+    return Text("valid", style="green") if ok else Text("INVALID", style="bold red")
+
+
+def message_panel(origin: str, message: Any) -> Panel:
+    """One dissected message: header facts, then every attribute decoded."""
+    reasons: list[str] = message.malformed_reasons() if hasattr(message, "malformed_reasons") else []
+    if not hasattr(message, "attributes"):
+        title = _cell(f"{origin}  {message.summary()}")
+        body: Any = Text("\n".join(printable(r) for r in reasons) or "no STUN attributes")
+        return Panel(body, title=title, title_align="left")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("type", _cell(f"{message.type_name} (0x{message.type:04x})"))
+    facts.add_row("length", str(message.length))
+    if hasattr(message, "magic_cookie"):
+        facts.add_row("cookie", f"0x{message.magic_cookie:08x}")
+    facts.add_row("transaction", bytes(message.transaction_id).hex())
+    facts.add_row("fingerprint", _check_mark(message.fingerprint_ok()))
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("#", "attribute", "len", "value"):
+        table.add_column(column, overflow="fold")
+    for number, attr in enumerate(message.attributes, 1):
+        if not hasattr(attr, "attribute_name"):
+            table.add_row(str(number), "(trailing)", str(len(bytes(attr))), _hex(bytes(attr)))
+            continue
+        style = "red" if attr.problem() else ""
+        table.add_row(
+            str(number),
+            _cell(f"{attr.attribute_name}", style),
+            str(attr.length),
+            _cell(attr.value_text() if not attr.problem() else _hex(attr.value_bytes()), style),
+        )
+    parts: list[Any] = [facts, table]
+    if reasons:
+        parts.append(Text("malformed: " + "; ".join(printable(r) for r in reasons), style="bold red"))
+    return Panel(Group(*parts), title=_cell(origin), title_align="left")
+
+
+def explain_table(message: Any) -> Table:
+    """The message byte by byte: offset, bytes, field, what they mean (for teaching)."""
+    wire = message.message_bytes()
+    table = Table(header_style="bold", show_lines=False)
+    table.add_column("offset", justify="right", style="cyan")
+    table.add_column("bytes", style="magenta", overflow="fold")
+    table.add_column("field", style="bold")
+    table.add_column("meaning", overflow="fold")
+    method, cls = proto.split_message_type(message.type)
+    table.add_row(
+        "0",
+        _hex(wire[0:2]),
+        "message type",
+        f"{message.type_name}: method 0x{method:03x}, class {cls} "
+        "(class bits 4 and 8 interleaved with the method, RFC 8489 5)",
+    )
+    table.add_row("2", _hex(wire[2:4]), "message length", f"{message.length} bytes of attributes follow the header")
+    key = message.xor_key()
+    if hasattr(message, "magic_cookie"):
+        table.add_row("4", _hex(wire[4:8]), "magic cookie", "0x2112a442: marks RFC 5389/8489 STUN")
+        table.add_row("8", _hex(wire[8:20]), "transaction ID", "96 bits chosen by the client; the response echoes it")
+    else:
+        table.add_row("4", _hex(wire[4:20]), "transaction ID", "128 bits: classic RFC 3489 (no magic cookie)")
+    offset = proto.HEADER_SIZE
+    for attr in message.attributes:
+        raw = bytes(attr)
+        if not hasattr(attr, "attribute_name"):
+            table.add_row(str(offset), _hex(raw), "trailing bytes", "too few for an attribute header")
+            offset += len(raw)
+            continue
+        table.add_row(
+            str(offset),
+            _hex(raw[:4]),
+            _cell(attr.attribute_name),
+            f"attribute 0x{attr.type:04x} ({proto.attribute_kind(attr.type)}), value length {attr.length}"
+            + ("" if proto.comprehension_required(attr.type) else ", comprehension-optional"),
+        )
+        value = attr.value_bytes()
+        table.add_row(str(offset + 4), _hex(value, 32), "  value", _cell(_value_meaning(attr, value, key, wire, offset)))
+        padding = raw[4 + len(value) :]
+        if padding:
+            table.add_row(str(offset + 4 + len(value)), _hex(padding), "  padding", "to the next 4-byte boundary")
+        offset += len(raw)
+    return table
+
+
+def _value_meaning(attr: Any, value: bytes, key: bytes, wire: bytes, offset: int) -> str:
+    problem = attr.problem()
+    if problem:
+        return f"MALFORMED: {problem}"
+    if attr.kind == "xor-address":
+        x_port = int.from_bytes(value[2:4], "big")
+        mask = int.from_bytes(key[:2], "big")
+        return (
+            f"family {proto.FAMILY_NAMES.get(value[1], value[1])}; port 0x{x_port:04x} xor 0x{mask:04x}"
+            f" = {attr.port}; address {value[4:].hex()} xor {key[: len(value) - 4].hex()}"
+            f" = {attr.address}"
+        )
+    if attr.kind == "crc32":
+        computed = proto.fingerprint(proto.covered_prefix(wire, offset, 4))
+        verdict = "valid" if computed == attr.decoded else f"INVALID (computed 0x{computed:08x})"
+        return f"CRC-32 of bytes 0..{offset} xor 0x5354554e = 0x{attr.decoded:08x}: {verdict}"
+    kind = proto.attribute_kind(attr.type)
+    if kind in ("hmac-sha1", "hmac-sha256"):
+        algorithm = "HMAC-SHA1" if kind == "hmac-sha1" else "HMAC-SHA256"
+        return f"{algorithm} of bytes 0..{offset}, header length set to end here; needs the key to verify"
+    return attr.value_text()
