@@ -328,7 +328,9 @@ def frame_at(data: bytes, offset: int) -> tuple[type[Packet], int] | None:
     top = data[offset] & 0xC0
     length = int.from_bytes(data[offset + 2 : offset + 4], "big")
     if top == 0x40:
-        return ChannelData, proto.padded(4 + length)
+        # Only when it fits: text such as "RSP/1.0 ..." also starts with bits 01.
+        fits = offset + 4 + length <= len(data)
+        return (ChannelData, min(proto.padded(4 + length), len(data) - offset)) if fits else None
     if top:
         return None
     if data[offset + 4 : offset + 8] == proto.MAGIC_COOKIE_BYTES:
