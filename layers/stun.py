@@ -31,8 +31,8 @@ from scapy.packet import Packet, Padding, Raw
 from stunscan import protocol as proto
 
 from .attributes import (
-    STUNAttribute,
     STUNAttrFingerprint,
+    STUNAttribute,
     STUNAttrMessageIntegrity,
     dispatch_attribute,
 )
@@ -132,9 +132,7 @@ class STUN(Packet):
         other_method, other_cls = proto.split_message_type(other.type)
         responses = (proto.MessageClass.SUCCESS_RESPONSE, proto.MessageClass.ERROR_RESPONSE)
         return int(
-            method == other_method
-            and cls in responses
-            and other_cls == proto.MessageClass.REQUEST
+            method == other_method and cls in responses and other_cls == proto.MessageClass.REQUEST
         )
 
     # -- attributes ----------------------------------------------------------------------
@@ -174,12 +172,14 @@ class STUN(Packet):
         walked = list(proto.iter_attributes(pkt))
         if len(walked) != len(self.attributes):
             return pkt
-        for attr, tlv in zip(self.attributes, walked):
+        for attr, tlv in zip(self.attributes, walked, strict=True):
             if isinstance(attr, STUNAttrMessageIntegrity):
                 key = attr.getfieldval("key")
                 if attr.hmac is None and key is not None:
                     digest = (
-                        proto.hmac_sha1 if tlv.code == proto.MESSAGE_INTEGRITY else proto.hmac_sha256
+                        proto.hmac_sha1
+                        if tlv.code == proto.MESSAGE_INTEGRITY
+                        else proto.hmac_sha256
                     )
                     covered = proto.covered_prefix(pkt, tlv.offset, tlv.length)
                     value = digest(bytes(key), covered)[: tlv.length]

@@ -7,7 +7,7 @@ Scapy is imported inside the commands that use it, never at module level, so tha
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -74,8 +74,8 @@ def decode(
         _fail("no STUN messages found", code=1)
 
 
-def _message_json(origin: str, message: object) -> dict[str, object]:
-    result: dict[str, object] = {"origin": origin, "summary": message.summary()}  # type: ignore[attr-defined]
+def _message_json(origin: str, message: Any) -> dict[str, object]:
+    result: dict[str, object] = {"origin": origin, "summary": message.summary()}
     if hasattr(message, "malformed_reasons"):
         result["malformed"] = message.malformed_reasons()
     if hasattr(message, "attributes"):
@@ -104,7 +104,9 @@ def explain(
     ] = None,
     probe: Annotated[
         str,
-        typer.Option(help="With no MESSAGE: 'shadowserver' (the report's 20-byte probe) or 'binding'."),
+        typer.Option(
+            help="With no MESSAGE: 'shadowserver' (the report's 20-byte probe) or 'binding'."
+        ),
     ] = "shadowserver",
 ) -> None:
     """Show how a STUN message is built, byte by byte (for teaching)."""
@@ -120,7 +122,10 @@ def explain(
                 bytes(
                     STUN(
                         type="Binding Request",
-                        attributes=[make_attribute("SOFTWARE", value="stunscan"), make_attribute("FINGERPRINT")],
+                        attributes=[
+                            make_attribute("SOFTWARE", value="stunscan"),
+                            make_attribute("FINGERPRINT"),
+                        ],
                     )
                 )
             )

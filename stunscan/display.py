@@ -22,7 +22,13 @@ def printable(text: str) -> str:
     out = []
     for ch in text:
         code = ord(ch)
-        if code < 0x20 or 0x7F <= code < 0xA0 or code in (0x200E, 0x200F) or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+        if (
+            code < 0x20
+            or 0x7F <= code < 0xA0
+            or code in (0x200E, 0x200F)
+            or 0x202A <= code <= 0x202E
+            or 0x2066 <= code <= 0x2069
+        ):
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         else:
             out.append(ch)
@@ -46,7 +52,9 @@ def _check_mark(ok: bool | None) -> Text:
 
 def message_panel(origin: str, message: Any) -> Panel:
     """One dissected message: header facts, then every attribute decoded."""
-    reasons: list[str] = message.malformed_reasons() if hasattr(message, "malformed_reasons") else []
+    reasons: list[str] = (
+        message.malformed_reasons() if hasattr(message, "malformed_reasons") else []
+    )
     if not hasattr(message, "attributes"):
         title = _cell(f"{origin}  {message.summary()}")
         body: Any = Text("\n".join(printable(r) for r in reasons) or "no STUN attributes")
@@ -74,7 +82,9 @@ def message_panel(origin: str, message: Any) -> Panel:
         )
     parts: list[Any] = [facts, table]
     if reasons:
-        parts.append(Text("malformed: " + "; ".join(printable(r) for r in reasons), style="bold red"))
+        parts.append(
+            Text("malformed: " + "; ".join(printable(r) for r in reasons), style="bold red")
+        )
     return Panel(Group(*parts), title=_cell(origin), title_align="left")
 
 
@@ -94,32 +104,57 @@ def explain_table(message: Any) -> Table:
         f"{message.type_name}: method 0x{method:03x}, class {cls} "
         "(class bits 4 and 8 interleaved with the method, RFC 8489 5)",
     )
-    table.add_row("2", _hex(wire[2:4]), "message length", f"{message.length} bytes of attributes follow the header")
+    table.add_row(
+        "2",
+        _hex(wire[2:4]),
+        "message length",
+        f"{message.length} bytes of attributes follow the header",
+    )
     key = message.xor_key()
     if hasattr(message, "magic_cookie"):
         table.add_row("4", _hex(wire[4:8]), "magic cookie", "0x2112a442: marks RFC 5389/8489 STUN")
-        table.add_row("8", _hex(wire[8:20]), "transaction ID", "96 bits chosen by the client; the response echoes it")
+        table.add_row(
+            "8",
+            _hex(wire[8:20]),
+            "transaction ID",
+            "96 bits chosen by the client; the response echoes it",
+        )
     else:
-        table.add_row("4", _hex(wire[4:20]), "transaction ID", "128 bits: classic RFC 3489 (no magic cookie)")
+        table.add_row(
+            "4", _hex(wire[4:20]), "transaction ID", "128 bits: classic RFC 3489 (no magic cookie)"
+        )
     offset = proto.HEADER_SIZE
     for attr in message.attributes:
         raw = bytes(attr)
         if not hasattr(attr, "attribute_name"):
-            table.add_row(str(offset), _hex(raw), "trailing bytes", "too few for an attribute header")
+            table.add_row(
+                str(offset), _hex(raw), "trailing bytes", "too few for an attribute header"
+            )
             offset += len(raw)
             continue
         table.add_row(
             str(offset),
             _hex(raw[:4]),
             _cell(attr.attribute_name),
-            f"attribute 0x{attr.type:04x} ({proto.attribute_kind(attr.type)}), value length {attr.length}"
+            f"attribute 0x{attr.type:04x} ({proto.attribute_kind(attr.type)}),"
+            f" value length {attr.length}"
             + ("" if proto.comprehension_required(attr.type) else ", comprehension-optional"),
         )
         value = attr.value_bytes()
-        table.add_row(str(offset + 4), _hex(value, 32), "  value", _cell(_value_meaning(attr, value, key, wire, offset)))
+        table.add_row(
+            str(offset + 4),
+            _hex(value, 32),
+            "  value",
+            _cell(_value_meaning(attr, value, key, wire, offset)),
+        )
         padding = raw[4 + len(value) :]
         if padding:
-            table.add_row(str(offset + 4 + len(value)), _hex(padding), "  padding", "to the next 4-byte boundary")
+            table.add_row(
+                str(offset + 4 + len(value)),
+                _hex(padding),
+                "  padding",
+                "to the next 4-byte boundary",
+            )
         offset += len(raw)
     return table
 
@@ -132,9 +167,9 @@ def _value_meaning(attr: Any, value: bytes, key: bytes, wire: bytes, offset: int
         x_port = int.from_bytes(value[2:4], "big")
         mask = int.from_bytes(key[:2], "big")
         return (
-            f"family {proto.FAMILY_NAMES.get(value[1], value[1])}; port 0x{x_port:04x} xor 0x{mask:04x}"
-            f" = {attr.port}; address {value[4:].hex()} xor {key[: len(value) - 4].hex()}"
-            f" = {attr.address}"
+            f"family {proto.FAMILY_NAMES.get(value[1], value[1])};"
+            f" port 0x{x_port:04x} xor 0x{mask:04x} = {attr.port};"
+            f" address {value[4:].hex()} xor {key[: len(value) - 4].hex()} = {attr.address}"
         )
     if attr.kind == "crc32":
         computed = proto.fingerprint(proto.covered_prefix(wire, offset, 4))
@@ -143,5 +178,8 @@ def _value_meaning(attr: Any, value: bytes, key: bytes, wire: bytes, offset: int
     kind = proto.attribute_kind(attr.type)
     if kind in ("hmac-sha1", "hmac-sha256"):
         algorithm = "HMAC-SHA1" if kind == "hmac-sha1" else "HMAC-SHA256"
-        return f"{algorithm} of bytes 0..{offset}, header length set to end here; needs the key to verify"
+        return (
+            f"{algorithm} of bytes 0..{offset}, header length set to end here;"
+            " needs the key to verify"
+        )
     return attr.value_text()

@@ -204,7 +204,12 @@ _ATTRIBUTE_TABLE: tuple[tuple[int, str, str, str], ...] = (
     (0x8003, "ALTERNATE-DOMAIN", "string", "RFC 8489 14.16"),
     (0x8004, "ICMP", "icmp", "RFC 8656 18.13"),
     (0x8008, "MS-VERSION", "u32", "MS-TURN"),
-    (0x8020, "XOR-MAPPED-ADDRESS (legacy)", "xor-address", "draft-ietf-behave-rfc3489bis-02; sent by old servers (Vovida stund)"),
+    (
+        0x8020,
+        "XOR-MAPPED-ADDRESS (legacy)",
+        "xor-address",
+        "draft-ietf-behave-rfc3489bis-02; sent by old servers (Vovida stund)",
+    ),
     (0x8022, "SOFTWARE", "string", "RFC 8489 14.14 (SERVER in RFC 3489bis drafts)"),
     (0x8023, "ALTERNATE-SERVER", "address", "RFC 8489 14.15"),
     (0x8025, "TRANSACTION_TRANSMIT_COUNTER", "counter", "RFC 7982 3.1"),
@@ -461,9 +466,7 @@ def saslprep(text: str) -> str:
     needed for a query).
     """
     mapped = "".join(
-        " " if stringprep.in_table_c12(ch) else ch
-        for ch in text
-        if not stringprep.in_table_b1(ch)
+        " " if stringprep.in_table_c12(ch) else ch for ch in text if not stringprep.in_table_b1(ch)
     )
     normal = unicodedata.normalize("NFKC", mapped)
     prohibited = (
@@ -617,8 +620,7 @@ def looks_like_classic_stun(data: bytes, *, exact: bool = True) -> bool:
     if total != len(data) if exact else total > len(data):
         return False
     return all(
-        not attr.truncated and attr.code in ATTRIBUTES
-        for attr in iter_attributes(data, total)
+        not attr.truncated and attr.code in ATTRIBUTES for attr in iter_attributes(data, total)
     )
 
 

@@ -68,7 +68,9 @@ def read_sources(inputs: list[str]) -> Iterator[Decoded]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in (".pcap", ".pcapng"))
+            files = sorted(
+                p for p in path.iterdir() if p.is_file() and p.suffix in (".pcap", ".pcapng")
+            )
             for file in files:
                 yield from _read_file(file)
         elif path.is_file():

@@ -7,18 +7,19 @@ import subprocess
 import sys
 
 import pytest
-from corpus import CORPUS, needs_corpus, rfc_vectors
+from stunscan.layers import STUN, make_attribute
 from typer.testing import CliRunner
 
 from stunscan.cli import app
 from stunscan.display import printable
-from stunscan.layers import STUN, make_attribute
+
+from corpus import CORPUS, needs_corpus, rfc_vectors
 
 runner = CliRunner()
 
 
 def test_help_does_not_import_scapy() -> None:
-    code = "import sys; from stunscan.cli import app; assert 'scapy' not in sys.modules, 'scapy imported'"
+    code = "import sys, stunscan.cli; assert 'scapy' not in sys.modules, 'scapy imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
     result = subprocess.run(
         [sys.executable, "-m", "stunscan", "--help"], capture_output=True, text=True, check=True
@@ -52,7 +53,11 @@ def test_decode_capture_folder_marks_malformed() -> None:
 
 def test_decode_rich_output_escapes_hostile_software() -> None:
     hostile = "\x1b[31mEVIL\x1b[0m [bold red]markup[/] \u202eabc"
-    data = bytes(STUN(type="Binding Success Response", attributes=[make_attribute("SOFTWARE", value=hostile)]))
+    data = bytes(
+        STUN(
+            type="Binding Success Response", attributes=[make_attribute("SOFTWARE", value=hostile)]
+        )
+    )
     result = runner.invoke(app, ["decode", data.hex()], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "\x1b[31m" not in result.stdout and "\u202e" not in result.stdout

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from stunscan.layers import KIND_CLASSES, STUN, STUNAttribute, STUNClassic, make_attribute
 
 from stunscan import protocol as proto
-from stunscan.layers import KIND_CLASSES, STUN, STUNAttribute, STUNClassic, make_attribute
 
 # One example per registry kind: (attribute name, fields to build it, expected .decoded)
 EXAMPLES: dict[str, tuple[str, dict[str, Any], Any]] = {
@@ -35,7 +35,11 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any], Any]] = {
         {"error_class": 4, "number": 1, "reason": "Unauthorized"},
         (401, "Unauthorized"),
     ),
-    "attr-list": ("UNKNOWN-ATTRIBUTES", {"codes": [0x0024, 0x7777, 0x8029]}, (0x24, 0x7777, 0x8029)),
+    "attr-list": (
+        "UNKNOWN-ATTRIBUTES",
+        {"codes": [0x0024, 0x7777, 0x8029]},
+        (0x24, 0x7777, 0x8029),
+    ),
     "crc32": ("FINGERPRINT", {"crc": 0x12345678}, 0x12345678),
     "hmac-sha1": ("MESSAGE-INTEGRITY", {"hmac": bytes(range(20))}, bytes(range(20))),
     "hmac-sha256": ("MESSAGE-INTEGRITY-SHA256", {"hmac": bytes(range(32))}, bytes(range(32))),
@@ -90,7 +94,10 @@ def test_password_algorithms_list_round_trips_with_params_padding() -> None:
 
     attr = make_attribute(
         "PASSWORD-ALGORITHMS",
-        algorithms=[STUNPasswordAlgorithm(algorithm=1), STUNPasswordAlgorithm(algorithm=2, params=b"xyz")],
+        algorithms=[
+            STUNPasswordAlgorithm(algorithm=1),
+            STUNPasswordAlgorithm(algorithm=2, params=b"xyz"),
+        ],
     )
     wire = bytes(STUN(attributes=[attr]))
     again = STUN(wire).attributes[0]
@@ -107,7 +114,7 @@ def test_xor_address_keeps_raw_value_and_follows_the_transaction_id() -> None:
         attributes=[make_attribute("XOR-MAPPED-ADDRESS", address="192.0.2.1", port=32853)],
     )
     wire = bytes(pkt)
-    assert wire.endswith(bytes.fromhex("00200008" "0001a147e112a643"))
+    assert wire.endswith(bytes.fromhex("002000080001a147e112a643"))
     attr = STUN(wire).attributes[0]
     assert attr.raw_port == 0xA147 and attr.raw_address == bytes.fromhex("e112a643")
     v6 = STUN(
@@ -137,7 +144,9 @@ def test_classic_message_round_trips_with_128_bit_id() -> None:
 
 
 def test_unknown_code_is_generic_and_rebuilds_identically() -> None:
-    wire = bytes.fromhex("000100102112a442" + "00" * 12 + "7777000501020304059999990000000000000000")[:36]
+    wire = bytes.fromhex(
+        "000100102112a442" + "00" * 12 + "7777000501020304059999990000000000000000"
+    )[:36]
     wire = wire[:2] + b"\x00\x0c" + wire[4:20] + bytes.fromhex("777700050102030405aabbcc")
     pkt = STUN(wire)
     (attr,) = pkt.attributes
@@ -219,13 +228,19 @@ def _attribute_strategy() -> st.SearchStrategy[Any]:
         st.builds(lambda v: make_attribute("PRIORITY", value=v), st.integers(0, 2**32 - 1)),
         st.builds(lambda v: make_attribute("ICE-CONTROLLED", value=v), st.integers(0, 2**64 - 1)),
         st.builds(
-            lambda c, r: make_attribute("ERROR-CODE", error_class=c, number=r % 100, reason="x" * r),
+            lambda c, r: make_attribute(
+                "ERROR-CODE", error_class=c, number=r % 100, reason="x" * r
+            ),
             st.integers(3, 6),
             st.integers(0, 99),
         ),
-        st.builds(lambda cs: make_attribute("UNKNOWN-ATTRIBUTES", codes=cs), st.lists(port, max_size=5)),
+        st.builds(
+            lambda cs: make_attribute("UNKNOWN-ATTRIBUTES", codes=cs), st.lists(port, max_size=5)
+        ),
         st.builds(lambda: make_attribute("USE-CANDIDATE")),
-        st.builds(lambda c: make_attribute("CHANNEL-NUMBER", channel=c), st.integers(0x4000, 0x7FFF)),
+        st.builds(
+            lambda c: make_attribute("CHANNEL-NUMBER", channel=c), st.integers(0x4000, 0x7FFF)
+        ),
         st.builds(
             lambda pad: make_attribute("SOFTWARE", value="ab", padding=pad),
             st.binary(min_size=2, max_size=2),
@@ -253,7 +268,7 @@ def test_random_attribute_lists_round_trip(attrs, tid, msg_type, fingerprint) ->
         STUN(bytes(pkt)).attributes[i].decoded for i in range(len(attrs))
     ]
     assert [type(a) for a in again.attributes] == [type(a) for a in attrs]
-    for built, dissected in zip(attrs, again.attributes):
+    for built, dissected in zip(attrs, again.attributes, strict=True):
         if hasattr(built, "address"):
             assert dissected.address == str(built.address) or ":" in dissected.address
             assert dissected.port == built.port

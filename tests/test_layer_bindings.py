@@ -6,13 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from corpus import CORPUS, needs_corpus
 from scapy.config import conf
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet
 from scapy.utils import rdpcap
-
 from stunscan.layers import (
     STUN,
     ChannelData,
@@ -23,6 +21,8 @@ from stunscan.layers import (
     enable_heuristics,
     make_attribute,
 )
+
+from corpus import CORPUS, needs_corpus
 
 
 @pytest.fixture
@@ -43,7 +43,9 @@ def _response() -> STUN:
 
 @pytest.mark.parametrize(("sport", "dport"), [(40000, 3478), (3478, 40000)])
 def test_udp_3478_both_directions(sport: int, dport: int) -> None:
-    wire = bytes(IP(src="203.0.113.1", dst="203.0.113.2") / UDP(sport=sport, dport=dport) / _response())
+    wire = bytes(
+        IP(src="203.0.113.1", dst="203.0.113.2") / UDP(sport=sport, dport=dport) / _response()
+    )
     pkt = IP(wire)
     assert pkt[STUN].get_attribute("XOR-MAPPED-ADDRESS").address == "203.0.113.9"
 
@@ -52,7 +54,12 @@ def test_udp_over_ipv6_and_classic_and_channel_data() -> None:
     classic = STUNClassic(type="Binding Request")
     pkt = IPv6(bytes(IPv6(dst="2001:db8::1") / UDP(dport=3478) / classic))
     assert type(pkt[UDP].payload) is STUNClassic
-    data = bytes(IP() / UDP(sport=3478, dport=5000) / ChannelData(channel=0x4001, data=b"hello") / b"\x00\x00\x00")
+    data = bytes(
+        IP()
+        / UDP(sport=3478, dport=5000)
+        / ChannelData(channel=0x4001, data=b"hello")
+        / b"\x00\x00\x00"
+    )
     cd = IP(data)[ChannelData]
     assert cd.channel == 0x4001 and cd.data == b"hello" and bytes(cd.payload) == b"\x00\x00\x00"
 
@@ -150,7 +157,11 @@ def test_arkime_turn_over_tcp_80_found_by_the_heuristic() -> None:
     assert error.get_attribute("NONCE") is not None
     success = messages[3]
     assert str(success.get_attribute("XOR-RELAYED-ADDRESS").decoded) == "104.30.147.243:51142"
-    peers = [str(m.get_attribute("XOR-PEER-ADDRESS").decoded) for m in messages if m.type_name == "CreatePermission Request"]
+    peers = [
+        str(m.get_attribute("XOR-PEER-ADDRESS").decoded)
+        for m in messages
+        if m.type_name == "CreatePermission Request"
+    ]
     assert "108.56.17.155:40669" in peers
 
 

@@ -7,13 +7,10 @@ import struct
 from pathlib import Path
 
 import pytest
-from corpus import CORPUS, fuzz_seeds, needs_corpus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.config import conf
 from scapy.utils import rdpcap
-
-from stunscan import protocol as proto
 from stunscan.layers import (
     STUN,
     ChannelData,
@@ -23,6 +20,10 @@ from stunscan.layers import (
     STUNTrailingBytes,
     STUNTruncated,
 )
+
+from stunscan import protocol as proto
+
+from corpus import CORPUS, fuzz_seeds, needs_corpus
 
 HEADER = proto.REFERENCE_PROBE
 
@@ -110,7 +111,12 @@ def test_oversized_message_with_16383_empty_attributes() -> None:
 
 
 def test_not_stun_is_raw() -> None:
-    for data in (b"GET / HTTP/1.1\r\n\r\n", b"\x80" + bytes(30), b"\xff" * 4, b"\x00\x09" + bytes(30)):
+    for data in (
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"\x80" + bytes(30),
+        b"\xff" * 4,
+        b"\x00\x09" + bytes(30),
+    ):
         pkt = STUN(data)
         assert isinstance(pkt, conf.raw_layer), data
         assert bytes(pkt) == data

@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from corpus import needs_corpus, rfc_vectors
+from stunscan.layers import STUN, make_attribute
 
 from stunscan import protocol as proto
-from stunscan.layers import STUN, make_attribute
+
+from corpus import needs_corpus, rfc_vectors
 
 pytestmark = needs_corpus
 GOOD = [v for v in rfc_vectors() if not v["expected"].get("decoder_must_reject")]
@@ -48,7 +49,7 @@ def test_dissects_to_expected_values(vector: dict[str, Any]) -> None:
     assert pkt.malformed_reasons() == []
     assert len(pkt.attributes) == len(expected["attributes"])
     offset = proto.HEADER_SIZE
-    for attr, want in zip(pkt.attributes, expected["attributes"]):
+    for attr, want in zip(pkt.attributes, expected["attributes"], strict=True):
         assert want["offset"] == offset
         assert attr.type == int(want["type"], 16)
         assert attr.attribute_name == want["name"]

@@ -121,11 +121,16 @@ def test_saslprep_rejects_prohibited_and_bad_bidi(bad: str) -> None:
 
 
 def test_long_term_keys() -> None:
-    user, realm, password = "\u30de\u30c8\u30ea\u30c3\u30af\u30b9", "example.org", "The\u00adM\u00aatr\u2168"
+    user, realm, password = (
+        "\u30de\u30c8\u30ea\u30c3\u30af\u30b9",
+        "example.org",
+        "The\u00adM\u00aatr\u2168",
+    )
     assert proto.long_term_key(user, realm, password).hex() == "e8ca7ad59d5eb0518e312911d2dab2a9"
-    assert proto.long_term_key(user, realm, password, "sha256") == hashlib.sha256(
-        f"{user}:{realm}:TheMatrIX".encode()
-    ).digest()
+    assert (
+        proto.long_term_key(user, realm, password, "sha256")
+        == hashlib.sha256(f"{user}:{realm}:TheMatrIX".encode()).digest()
+    )
     with pytest.raises(ValueError):
         proto.long_term_key(user, realm, password, "sha3")
     assert proto.userhash(user, realm).hex().startswith("4a3cf38fef6992bd")
@@ -147,7 +152,9 @@ def test_classic_heuristic_requires_known_attributes_that_tile() -> None:
     header = bytes.fromhex("00010008") + bytes(range(1, 17))
     change_request = bytes.fromhex("0003000400000006")
     assert proto.looks_like_classic_stun(header + change_request)
-    assert not proto.looks_like_classic_stun(header[:2] + b"\x00\x0c" + header[4:] + change_request + bytes(4))
+    assert not proto.looks_like_classic_stun(
+        header[:2] + b"\x00\x0c" + header[4:] + change_request + bytes(4)
+    )
     unknown = bytes.fromhex("7777000400000006")
     assert not proto.looks_like_classic_stun(header + unknown)
     assert not proto.looks_like_classic_stun(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
