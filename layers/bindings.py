@@ -62,13 +62,13 @@ def enable_heuristics() -> None:
                 return _cls
             return cls
 
-        layer.guess_payload_class = guess  # type: ignore[method-assign]
+        layer.guess_payload_class = guess  # type: ignore[method-assign,assignment]
 
 
 def disable_heuristics() -> None:
     """Back to plain port-based dissection."""
     for layer, original in _original_guess.items():
-        layer.guess_payload_class = original  # type: ignore[method-assign]
+        layer.guess_payload_class = original  # type: ignore[method-assign,assignment]
     _original_guess.clear()
 
 
