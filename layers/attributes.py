@@ -207,13 +207,7 @@ class STUNAttribute(Packet):
         """Why this attribute is malformed, or None."""
         wire = bytes(self)
         declared = self.declared_length(wire)
-        value = wire[4 : 4 + declared]
-        if len(value) < declared:
-            return f"{self.attribute_name} declares {declared} bytes, {len(value)} present"
-        kind = proto.attribute_kind(self.type)
-        if kind != self.kind and not (self.kind == "hmac-sha1" and kind == "hmac-sha256"):
-            return f"{self.attribute_name}: {proto.value_length_problem(kind, value)}"
-        return None
+        return proto.attribute_problem(self.type, declared, wire[4 : 4 + declared])
 
     @property
     def decoded(self) -> Any:
@@ -706,7 +700,7 @@ class STUNTrailingBytes(Packet):
         return b"", s
 
     def problem(self) -> str:
-        return f"{len(self.data)} trailing bytes, too few for an attribute"
+        return proto.trailing_bytes_problem(len(self.data))
 
     def mysummary(self) -> str:
         return f"trailing {bytes(self.data).hex()}"

@@ -207,19 +207,16 @@ class STUN(Packet):
 
     def malformed_reasons(self) -> list[str]:
         """Everything that makes this message malformed; empty if it is well formed."""
-        reasons = []
         body = sum(len(bytes(attr)) for attr in self.attributes)
         declared = body if self.length is None else self.length
-        if declared > body:
-            reasons.append(f"length field says {declared} bytes, {body} follow the header")
-        if declared % 4:
-            reasons.append(f"length {declared} is not a multiple of 4")
+        after = len(self.payload) if isinstance(self.payload, Padding | Raw) else 0
+        reasons = proto.message_problems(declared, body)
         for attr in self.attributes:
             problem = attr.problem() if hasattr(attr, "problem") else "undecodable attribute"
             if problem:
                 reasons.append(problem)
-        if isinstance(self.payload, Padding | Raw) and len(self.payload):
-            reasons.append(f"{len(self.payload)} bytes follow the message")
+        if after:
+            reasons.append(proto.extra_bytes_problem(after))
         return reasons
 
     @property
@@ -268,7 +265,7 @@ class STUNTruncated(Packet):
     fields_desc = [StrField("data", b"")]
 
     def malformed_reasons(self) -> list[str]:
-        return [f"truncated header: {len(self.data)} bytes, STUN needs {proto.HEADER_SIZE}"]
+        return [proto.truncated_problem(len(self.data))]
 
     @property
     def malformed(self) -> bool:
@@ -279,25 +276,8 @@ class STUNTruncated(Packet):
 
 
 def message_class_for(data: bytes) -> type[Packet]:
-    """The layer class for a message starting at data[0] (see STUN.dispatch_hook).
-
-    Top bits 01 is TURN ChannelData (if its length fits); 00 with the magic cookie is STUN
-    even when malformed; 00 without it is classic only for a classic message type; fewer
-    than 20 bytes of 00 is a truncated header; anything else is not STUN (Raw).
-    """
-    top = data[0] & 0xC0
-    if top == 0x40:
-        fits = len(data) >= 4 and 4 + int.from_bytes(data[2:4], "big") <= len(data)
-        return ChannelData if fits else conf.raw_layer
-    if top:
-        return conf.raw_layer
-    if len(data) < proto.HEADER_SIZE:
-        return STUNTruncated
-    if data[4:8] == proto.MAGIC_COOKIE_BYTES:
-        return STUN
-    if int.from_bytes(data[:2], "big") in proto.CLASSIC_MESSAGE_TYPES:
-        return STUNClassic
-    return conf.raw_layer
+    """The layer class for a message starting at data[0] (see ``protocol.classify``)."""
+    return _CLASSES.get(proto.classify(data), conf.raw_layer)
 
 
 class RFC4571Frame(Packet):
@@ -316,30 +296,19 @@ class RFC4571Frame(Packet):
         return f"RFC 4571 [{self.message.summary() if self.message else ''}]"
 
 
-def frame_at(data: bytes, offset: int) -> tuple[type[Packet], int] | None:
-    """The class and size of the frame at ``offset`` of a TCP stream, None if none starts there.
+_CLASSES: dict[str | None, type[Packet]] = {
+    proto.STUN_MESSAGE: STUN,
+    proto.CLASSIC_MESSAGE: STUNClassic,
+    proto.CHANNEL_DATA: ChannelData,
+    proto.TRUNCATED: STUNTruncated,
+    proto.RFC4571_FRAME: RFC4571Frame,
+}
 
-    STUN and classic messages take 20 + length; ChannelData is padded to 4 over TCP
-    (RFC 8656 12.5); an RFC 4571 frame takes its prefix plus 2. The size may run past
-    the data when the message continues in a later segment.
-    """
-    if len(data) - offset < 4:
-        return None
-    top = data[offset] & 0xC0
-    length = int.from_bytes(data[offset + 2 : offset + 4], "big")
-    if top == 0x40:
-        # Only when it fits: text such as "RSP/1.0 ..." also starts with bits 01.
-        fits = offset + 4 + length <= len(data)
-        return (ChannelData, min(proto.padded(4 + length), len(data) - offset)) if fits else None
-    if top:
-        return None
-    if data[offset + 4 : offset + 8] == proto.MAGIC_COOKIE_BYTES:
-        return STUN, proto.HEADER_SIZE + length
-    if proto.looks_like_rfc4571_stun(data, offset):
-        return RFC4571Frame, 2 + int.from_bytes(data[offset : offset + 2], "big")
-    if int.from_bytes(data[offset : offset + 2], "big") in proto.CLASSIC_MESSAGE_TYPES:
-        return STUNClassic, proto.HEADER_SIZE + length
-    return None
+
+def frame_at(data: bytes, offset: int) -> tuple[type[Packet], int] | None:
+    """The layer class and size of the TCP stream frame at ``offset`` (``stream_frame``)."""
+    frame = proto.stream_frame(data, offset)
+    return (_CLASSES[frame[0]], frame[1]) if frame else None
 
 
 class StreamMessagesField(PacketListField):

@@ -644,3 +644,100 @@ def looks_like_channel_data(data: bytes, *, exact: bool = True) -> bool:
     if exact:
         return total <= len(data) <= padded(total)
     return total <= len(data)
+
+
+# --------------------------------------------------------------------------- classification
+
+STUN_MESSAGE = "stun"
+CLASSIC_MESSAGE = "classic"
+CHANNEL_DATA = "channel-data"
+TRUNCATED = "truncated"
+RFC4571_FRAME = "rfc4571"
+
+
+def classify(data: bytes, offset: int = 0) -> str | None:
+    """What the bytes at ``offset`` are: STUN, classic, ChannelData, truncated, or None.
+
+    Top bits 01 is TURN ChannelData if its length fits; 00 with the magic cookie is STUN
+    even when malformed; 00 without it is classic only for a classic message type; fewer
+    than 20 bytes starting with 00 is a truncated header; anything else is not STUN. Both
+    decoders dispatch on this, so they always agree on what a message is.
+    """
+    available = len(data) - offset
+    if available <= 0:
+        return None
+    top = data[offset] & 0xC0
+    if top == 0x40:
+        if available >= 4 and 4 + ((data[offset + 2] << 8) | data[offset + 3]) <= available:
+            return CHANNEL_DATA
+        return None
+    if top:
+        return None
+    if available < HEADER_SIZE:
+        return TRUNCATED
+    if data[offset + 4 : offset + 8] == MAGIC_COOKIE_BYTES:
+        return STUN_MESSAGE
+    if ((data[offset] << 8) | data[offset + 1]) in CLASSIC_MESSAGE_TYPES:
+        return CLASSIC_MESSAGE
+    return None
+
+
+def stream_frame(data: bytes, offset: int) -> tuple[str, int] | None:
+    """The kind and size of the frame at ``offset`` of a TCP stream, None if none starts there.
+
+    STUN and classic messages take 20 + length; ChannelData is padded to 4 over TCP
+    (RFC 8656 12.5) and must fit (text such as "RSP/1.0" also starts with bits 01); an
+    RFC 4571 frame takes its 2-byte prefix plus the message. A STUN size may run past the
+    data when the message continues in a later segment.
+    """
+    if len(data) - offset < 4:
+        return None
+    kind = classify(data, offset)
+    length = (data[offset + 2] << 8) | data[offset + 3]
+    if kind == CHANNEL_DATA:
+        return kind, min(padded(4 + length), len(data) - offset)
+    if kind == STUN_MESSAGE:
+        return kind, HEADER_SIZE + length
+    if looks_like_rfc4571_stun(data, offset):
+        return RFC4571_FRAME, 2 + ((data[offset] << 8) | data[offset + 1])
+    if kind == CLASSIC_MESSAGE:
+        return kind, HEADER_SIZE + length
+    return None
+
+
+# --------------------------------------------------------------------------- problems
+# The wording of every malformation, shared by both decoders so that they report alike.
+
+
+def attribute_problem(
+    code: int, declared: int, value: bytes, kind: str | None = None
+) -> str | None:
+    """Why one attribute is malformed (value short of its length, or wrong for its kind)."""
+    name = attribute_name(code)
+    if len(value) < declared:
+        return f"{name} declares {declared} bytes, {len(value)} present"
+    problem = value_length_problem(kind or attribute_kind(code), value)
+    return f"{name}: {problem}" if problem else None
+
+
+def trailing_bytes_problem(count: int) -> str:
+    return f"{count} trailing bytes, too few for an attribute"
+
+
+def message_problems(declared: int, body: int) -> list[str]:
+    """Header-level malformations: a length beyond the data, or not a multiple of 4."""
+    problems = []
+    if declared > body:
+        problems.append(f"length field says {declared} bytes, {body} follow the header")
+    if declared % 4:
+        problems.append(f"length {declared} is not a multiple of 4")
+    return problems
+
+
+def extra_bytes_problem(count: int) -> str:
+    """A datagram with bytes after the message (its length field should have covered them)."""
+    return f"{count} bytes follow the message"
+
+
+def truncated_problem(size: int) -> str:
+    return f"truncated header: {size} bytes, STUN needs {HEADER_SIZE}"

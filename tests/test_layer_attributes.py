@@ -12,6 +12,8 @@ from stunscan.layers import KIND_CLASSES, STUN, STUNAttribute, STUNClassic, make
 
 from stunscan import protocol as proto
 
+from strategies import attributes
+
 # One example per registry kind: (attribute name, fields to build it, expected .decoded)
 EXAMPLES: dict[str, tuple[str, dict[str, Any], Any]] = {
     "address": (
@@ -212,45 +214,9 @@ def test_answers_and_hashret_pair_request_and_response() -> None:
 # --------------------------------------------------------------------------- hypothesis
 
 
-def _attribute_strategy() -> st.SearchStrategy[Any]:
-    ip = st.ip_addresses().map(str)
-    port = st.integers(0, 0xFFFF)
-    text = st.text(max_size=40)
-    blob = st.binary(max_size=40)
-    return st.one_of(
-        st.builds(lambda a, p: make_attribute("MAPPED-ADDRESS", address=a, port=p), ip, port),
-        st.builds(lambda a, p: make_attribute("XOR-MAPPED-ADDRESS", address=a, port=p), ip, port),
-        st.builds(lambda a, p: make_attribute("XOR-RELAYED-ADDRESS", address=a, port=p), ip, port),
-        st.builds(lambda t: make_attribute("SOFTWARE", value=t), text),
-        st.builds(lambda t: make_attribute("REALM", value=t), text),
-        st.builds(lambda b: make_attribute("DATA", value=b), blob),
-        st.builds(lambda c, b: make_attribute(c, value=b), st.integers(0xC100, 0xFFFF), blob),
-        st.builds(lambda v: make_attribute("PRIORITY", value=v), st.integers(0, 2**32 - 1)),
-        st.builds(lambda v: make_attribute("ICE-CONTROLLED", value=v), st.integers(0, 2**64 - 1)),
-        st.builds(
-            lambda c, r: make_attribute(
-                "ERROR-CODE", error_class=c, number=r % 100, reason="x" * r
-            ),
-            st.integers(3, 6),
-            st.integers(0, 99),
-        ),
-        st.builds(
-            lambda cs: make_attribute("UNKNOWN-ATTRIBUTES", codes=cs), st.lists(port, max_size=5)
-        ),
-        st.builds(lambda: make_attribute("USE-CANDIDATE")),
-        st.builds(
-            lambda c: make_attribute("CHANNEL-NUMBER", channel=c), st.integers(0x4000, 0x7FFF)
-        ),
-        st.builds(
-            lambda pad: make_attribute("SOFTWARE", value="ab", padding=pad),
-            st.binary(min_size=2, max_size=2),
-        ),
-    )
-
-
 @settings(max_examples=200, deadline=None)
 @given(
-    st.lists(_attribute_strategy(), max_size=8),
+    st.lists(attributes(), max_size=8),
     st.binary(min_size=12, max_size=12),
     st.integers(0, 0x3FFF),
     st.booleans(),

@@ -1,0 +1,256 @@
+"""The fast decoder: bytes -> :class:`Message`, with no Scapy, for scanning and captures.
+
+It reads the same protocol knowledge as the Scapy layer (``stunscan.protocol``: the
+classification, the registry, the problem wording) and must give the same answer on every
+field; ``tests/test_codec_differential.py`` holds it to that on the corpus, the project's
+captures and generated messages. It is written for throughput: one pass over the bytes,
+slices and ``int.from_bytes`` rather than per-field objects.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from stunscan import protocol as proto
+
+_HEADER = proto.HEADER_SIZE
+
+
+@dataclass(slots=True)
+class Attribute:
+    """One attribute: the wire value (short if truncated), its padding, the decoded value."""
+
+    code: int
+    length: int
+    value: bytes
+    padding: bytes
+    decoded: Any
+    problem: str | None = None
+
+    @property
+    def name(self) -> str:
+        return "(trailing bytes)" if self.code < 0 else proto.attribute_name(self.code)
+
+    @property
+    def kind(self) -> str:
+        return proto.attribute_kind(self.code)
+
+
+@dataclass(slots=True)
+class Message:
+    """One decoded STUN, classic STUN, ChannelData or truncated message."""
+
+    kind: str
+    msg_type: int
+    length: int
+    transaction_id: bytes
+    cookie: int | None = None
+    attributes: list[Attribute] = field(default_factory=list)
+    malformed: list[str] = field(default_factory=list)
+    fingerprint: bool | None = None
+    size: int = 0
+    channel: int | None = None
+    data: bytes = b""
+
+    @property
+    def method(self) -> int:
+        return proto.split_message_type(self.msg_type)[0]
+
+    @property
+    def msg_class(self) -> int:
+        return proto.split_message_type(self.msg_type)[1]
+
+    @property
+    def type_name(self) -> str:
+        return proto.message_type_name(self.msg_type)
+
+    @property
+    def is_stun(self) -> bool:
+        return self.kind in (proto.STUN_MESSAGE, proto.CLASSIC_MESSAGE)
+
+    def get(self, name_or_code: str | int) -> Attribute | None:
+        """The first attribute with this registry name or code, or None."""
+        code = (
+            proto.parse_attribute_code(name_or_code)
+            if isinstance(name_or_code, str)
+            else name_or_code
+        )
+        for attr in self.attributes:
+            if attr.code == code:
+                return attr
+        return None
+
+
+# --------------------------------------------------------------------------- value decoders
+
+
+def _address(value: bytes, key: bytes) -> proto.Address:
+    return proto.Address(
+        value[1], int.from_bytes(value[2:4], "big"), str(ipaddress.ip_address(value[4:]))
+    )
+
+
+def _xor_address(value: bytes, key: bytes) -> proto.Address:
+    return _address(proto.xor_address_value(value, key), key)
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
+def _error_code(value: bytes) -> tuple[int, str]:
+    return (value[2] & 7) * 100 + value[3], _text(value[4:])
+
+
+def _password_algorithms(value: bytes) -> tuple[tuple[int, bytes], ...]:
+    return tuple(proto._split_password_algorithms(value) or ())
+
+
+def _integer(value: bytes, key: bytes) -> int:
+    return int.from_bytes(value, "big")
+
+
+_DECODERS: dict[str, Callable[[bytes, bytes], Any]] = {
+    "address": _address,
+    "xor-address": _xor_address,
+    "string": lambda v, k: _text(v),
+    "bytes": lambda v, k: v,
+    "u32": _integer,
+    "u64": _integer,
+    "flags": _integer,
+    "empty": lambda v, k: None,
+    "error-code": lambda v, k: _error_code(v),
+    "attr-list": lambda v, k: tuple(
+        int.from_bytes(v[i : i + 2], "big") for i in range(0, len(v), 2)
+    ),
+    "crc32": _integer,
+    "hmac-sha1": lambda v, k: v,
+    "hmac-sha256": lambda v, k: v,
+    "channel": lambda v, k: int.from_bytes(v[:2], "big"),
+    "transport": lambda v, k: v[0],
+    "family": lambda v, k: v[0],
+    "even-port": lambda v, k: bool(v[0] & 0x80),
+    "pw-algs": lambda v, k: _password_algorithms(v),
+    "pw-alg": lambda v, k: (int.from_bytes(v[:2], "big"), v[4 : 4 + int.from_bytes(v[2:4], "big")]),
+    "counter": lambda v, k: (v[2], v[3]),
+    "addr-error": lambda v, k: (v[0], *_error_code(v)),
+    "icmp": lambda v, k: (v[2] & 0x7F, v[3], int.from_bytes(v[4:8], "big")),
+}
+_KIND_OF = {code: spec.kind for code, spec in proto.ATTRIBUTES.items()}
+
+
+def decode_attribute(
+    code: int, declared: int, value: bytes, padding: bytes, key: bytes
+) -> Attribute:
+    """Decode one TLV value by its registry kind; raw bytes and a problem if it can't fit."""
+    kind = _KIND_OF.get(code, "bytes")
+    problem = proto.attribute_problem(code, declared, value, kind)
+    decoded = value if problem else _DECODERS[kind](value, key)
+    return Attribute(code, declared, value, padding, decoded, problem)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def decode(data: bytes, *, datagram: bool = True) -> Message | None:
+    """Decode the message at the start of ``data``; None if it is not STUN at all.
+
+    With ``datagram`` (UDP) bytes after the message are reported as malformed; in a stream
+    they are the next message and ``Message.size`` says where this one ended.
+    """
+    kind = proto.classify(data)
+    if kind is None:
+        return None
+    if kind == proto.TRUNCATED:
+        return Message(
+            kind,
+            0,
+            0,
+            b"",
+            malformed=[proto.truncated_problem(len(data))],
+            size=len(data),
+            data=data,
+        )
+    length = (data[2] << 8) | data[3]
+    if kind == proto.CHANNEL_DATA:
+        channel = (data[0] << 8) | data[1]
+        return Message(
+            kind, 0, length, b"", size=len(data), channel=channel, data=data[4 : 4 + length]
+        )
+    return _decode_stun(data, kind, length, datagram)
+
+
+def _decode_stun(data: bytes, kind: str, length: int, datagram: bool) -> Message:
+    end = min(_HEADER + length, len(data))
+    classic = kind == proto.CLASSIC_MESSAGE
+    key = data[4:20]
+    attributes: list[Attribute] = []
+    problems: list[str] = []
+    fingerprint: bool | None = None
+    offset = _HEADER
+    while offset < end:
+        if offset + 4 > end:
+            tail = data[offset:end]
+            problems.append(proto.trailing_bytes_problem(len(tail)))
+            attributes.append(Attribute(-1, len(tail), tail, b"", tail, problems[-1]))
+            offset = end
+            break
+        code = (data[offset] << 8) | data[offset + 1]
+        declared = (data[offset + 2] << 8) | data[offset + 3]
+        value_end = offset + 4 + declared
+        if value_end > end:
+            value_end = end
+        padding_end = min(offset + 4 + ((declared + 3) & ~3), end)
+        attr = decode_attribute(
+            code, declared, data[offset + 4 : value_end], data[value_end:padding_end], key
+        )
+        if attr.problem:
+            problems.append(attr.problem)
+        elif code == proto.FINGERPRINT and fingerprint is None:
+            covered = proto.covered_prefix(data, offset, 4)
+            fingerprint = proto.fingerprint(covered) == attr.decoded
+        attributes.append(attr)
+        offset = padding_end
+    problems[:0] = proto.message_problems(length, end - _HEADER)
+    if datagram and len(data) > end:
+        problems.append(proto.extra_bytes_problem(len(data) - end))
+    return Message(
+        kind,
+        (data[0] << 8) | data[1],
+        length,
+        key if classic else data[8:20],
+        None if classic else int.from_bytes(data[4:8], "big"),
+        attributes,
+        problems,
+        fingerprint,
+        end,
+        data=data[:end],
+    )
+
+
+def decode_stream(data: bytes) -> tuple[list[Message], int]:
+    """Split a TCP payload into messages; returns them and the bytes consumed.
+
+    Stops (without consuming) at a message that continues past ``data``, so the caller can
+    wait for the next segment; bytes that start no frame end the walk as well.
+    """
+    messages: list[Message] = []
+    offset = 0
+    while offset < len(data):
+        frame = proto.stream_frame(data, offset)
+        if frame is None:
+            break
+        kind, size = frame
+        if offset + size > len(data):
+            break
+        chunk = data[offset : offset + size]
+        if kind == proto.RFC4571_FRAME:
+            chunk = chunk[2:]
+        message = decode(chunk, datagram=kind != proto.CHANNEL_DATA)
+        if message is not None:
+            messages.append(message)
+        offset += size
+    return messages, offset
