@@ -143,5 +143,29 @@ def explain(
         console.print(explain_table(pkt))
 
 
+@app.command()
+def pcap(
+    inputs: Annotated[list[str], typer.Argument(help="pcap / pcapng files, or folders of them.")],
+    csv_out: Annotated[
+        str | None, typer.Option("--csv", help="Write the Shadowserver CSV here ('-' for stdout).")
+    ] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write JSON lines here ('-' for stdout).")
+    ] = None,
+    all_messages: Annotated[
+        bool, typer.Option("--all-messages", help="A row for every message, not one per server.")
+    ] = False,
+    table_rows: Annotated[int, typer.Option(help="Rows shown in the terminal table.")] = 50,
+) -> None:
+    """Analyse captures offline: find every STUN message, pair requests with responses,
+    compute amplification, write the Shadowserver report. Scapy is not used."""
+    from stunscan.analysis import run_capture_analysis
+
+    try:
+        run_capture_analysis(inputs, csv_out, json_out, all_messages, table_rows, console, errors)
+    except OSError as exc:
+        _fail(f"cannot write output: {exc}")
+
+
 def main() -> None:
     app()

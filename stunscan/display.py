@@ -183,3 +183,84 @@ def _value_meaning(attr: Any, value: bytes, key: bytes, wire: bytes, offset: int
             " needs the key to verify"
         )
     return attr.value_text()
+
+
+def _address_text(address: Any) -> str:
+    return str(address) if address is not None else ""
+
+
+def records_table(records: list[Any], title: str) -> Table:
+    """Responding servers side by side: MAPPED next to XOR-MAPPED, SOFTWARE, FINGERPRINT,
+    amplification (marked * where measured against the 20-byte reference probe)."""
+    table = Table(title=title, header_style="bold", title_justify="left")
+    for column in (
+        "server",
+        "response",
+        "MAPPED",
+        "XOR-MAPPED",
+        "SOFTWARE",
+        "FINGERPRINT",
+        "bytes",
+        "amp",
+    ):
+        table.add_column(
+            column, overflow="fold", justify="right" if column in ("bytes", "amp") else "left"
+        )
+    for record in records:
+        mapped, xor = record.addresses()
+        message = record.message
+        amplification = f"{record.amplification:.2f}" + ("" if record.request_size else "*")
+        response = _cell(message.type_name + (" [malformed]" if message.malformed else ""))
+        if message.malformed:
+            response.stylize("red")
+        server = (
+            f"[{record.ip}]:{record.port}" if ":" in record.ip else f"{record.ip}:{record.port}"
+        )
+        table.add_row(
+            _cell(f"{server}/{record.protocol}"),
+            response,
+            _cell(_address_text(mapped)),
+            _cell(_address_text(xor)),
+            _cell(record.software()),
+            _check_mark(message.fingerprint),
+            str(record.response_size),
+            amplification,
+        )
+    return table
+
+
+def summary_panel(stats: Any, summary: Any, warnings: list[str]) -> Panel:
+    """What the capture held, in the report's own terms."""
+    grid = Table.grid(padding=(0, 2))
+
+    def mean(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    grid.add_row("frames read", str(stats.frames))
+    grid.add_row(
+        "STUN messages",
+        f"{stats.stun_messages} (udp {stats.by_transport['udp']}, tcp {stats.by_transport['tcp']};"
+        f" classic {stats.classic_messages}, ChannelData {stats.channel_data},"
+        f" malformed {stats.malformed})",
+    )
+    grid.add_row(
+        "requests / responses",
+        f"{stats.requests} / {stats.responses} (paired {stats.paired}, unanswered"
+        f" {stats.unanswered}, unsolicited {stats.unsolicited}; indications {stats.indications})",
+    )
+    grid.add_row("servers", f"IPv4 {summary.servers_ipv4}, IPv6 {summary.servers_ipv6}")
+    grid.add_row(
+        "amplification",
+        f"mean {mean(summary.mean_amplification)}, median {mean(summary.median_amplification)}"
+        " (one factor per server; * in the table: against the 20-byte reference probe)",
+    )
+    software = ", ".join(f"{printable(name)} ({count})" for name, count in summary.top_software)
+    grid.add_row("top SOFTWARE", Text(software or "-"))
+    skipped = (
+        f"fragments {stats.fragments}, not IP {stats.not_ip},"
+        f" TCP bytes dropped {stats.tcp_bytes_dropped}"
+    )
+    grid.add_row("skipped", skipped)
+    for warning in warnings:
+        grid.add_row(Text("warning", style="yellow"), _cell(warning))
+    return Panel(grid, title="summary", title_align="left")

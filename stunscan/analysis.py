@@ -1,0 +1,109 @@
+"""``stunscan pcap``: read captures, run the analyser, stream rows to the writers.
+
+Kept apart from the CLI so that the CLI only parses options, and apart from ``pcap.py`` so
+that the analyser knows nothing of files, terminals or output formats.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+
+from stunscan.capture import CaptureError, CaptureReader, is_capture
+from stunscan.display import records_table, summary_panel
+from stunscan.pcap import Analyzer, summarize
+from stunscan.record import CSVWriter, JSONLinesWriter, Record
+
+
+class InputError(Exception):
+    """An input the user named that cannot be analysed (one line, exit 2)."""
+
+
+def capture_files(inputs: list[str]) -> list[Path]:
+    """The capture files named, folders expanded (recognised by magic number, not name)."""
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            candidates = sorted(p for p in path.rglob("*") if p.is_file())
+            files.extend(p for p in candidates if _is_capture_file(p))
+        elif path.is_file():
+            if not _is_capture_file(path):
+                raise InputError(f"{path} is not a pcap or pcapng capture")
+            files.append(path)
+        else:
+            raise InputError(f"no such file or folder: {path}")
+    return files
+
+
+def _is_capture_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return is_capture(handle.read(4))
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _open(stack: ExitStack, target: str) -> IO[str]:
+    if target == "-":
+        return sys.stdout
+    return stack.enter_context(open(target, "w", encoding="utf-8", newline=""))
+
+
+def run_capture_analysis(
+    inputs: list[str],
+    csv_out: str | None,
+    json_out: str | None,
+    all_messages: bool,
+    table_rows: int,
+    console: Console,
+    errors: Console,
+) -> int:
+    """Analyse every capture; returns the number of records written."""
+    try:
+        files = capture_files(inputs)
+    except InputError as exc:
+        errors.print(f"stunscan: {exc}", markup=False, highlight=False)
+        raise SystemExit(2) from None
+    analyzer = Analyzer(all_messages=all_messages)
+    shown: list[Record] = []
+    warnings: list[str] = []
+    written = 0
+    to_stdout = "-" in (csv_out, json_out)
+    with ExitStack() as stack:
+        writers: list[Any] = []
+        if csv_out:
+            writers.append(CSVWriter(_open(stack, csv_out)))
+        if json_out:
+            writers.append(JSONLinesWriter(_open(stack, json_out)))
+        try:
+            for path in files:
+                reader = CaptureReader(path)
+                for frame in reader:
+                    for record in analyzer.feed(frame):
+                        written += 1
+                        for writer in writers:
+                            writer.write(record)
+                        if len(shown) < table_rows:
+                            shown.append(record)
+                if reader.problem:
+                    warnings.append(reader.problem)
+        except CaptureError as exc:
+            warnings.append(str(exc))
+        except KeyboardInterrupt:
+            warnings.append("interrupted: the summary covers what was read")
+        analyzer.finish()
+    report = errors if to_stdout else console
+    if not to_stdout:
+        title = f"{'messages' if all_messages else 'responding servers'}: {written}"
+        if written > len(shown):
+            title += f" (first {len(shown)} shown; --csv or --json for all)"
+        console.print(records_table(shown, title))
+    report.print(summary_panel(analyzer.stats, summarize(analyzer), warnings))
+    for warning in warnings:
+        errors.print(f"stunscan: warning: {warning}", markup=False, highlight=False)
+    return written

@@ -1,0 +1,164 @@
+"""Streaming capture files: pcap (both byte orders, micro- and nanosecond) and pcapng.
+
+The format is recognised by its magic number, never by the file name. Records are yielded
+one at a time from a buffered file, so memory stays constant whatever the capture's size.
+A capture that ends in the middle of a record (or holds a corrupt block) yields everything
+before that point and then records why it stopped in :attr:`CaptureReader.problem`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
+    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
+    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+MAX_RECORD = 1 << 20
+"""Larger records or blocks than this are taken as corruption (real snaplens are 256 KiB)."""
+
+
+class CaptureError(Exception):
+    """The file is not a capture this reader understands (one line for the user)."""
+
+
+@dataclass(slots=True)
+class Frame:
+    """One captured packet: when, which link layer, and the bytes captured."""
+
+    time: float
+    linktype: int
+    data: bytes
+
+
+def is_capture(head: bytes) -> bool:
+    return head[:4] in PCAP_MAGICS or head[:4] == PCAPNG_MAGIC
+
+
+class CaptureReader:
+    """Iterate over the frames of a pcap or pcapng file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.problem: str | None = None
+        self.frames_read = 0
+
+    def __iter__(self) -> Iterator[Frame]:
+        try:
+            handle = self.path.open("rb")
+        except OSError as exc:
+            raise CaptureError(f"cannot read {self.path}: {exc.strerror}") from None
+        with handle:
+            magic = handle.read(4)
+            if magic in PCAP_MAGICS:
+                yield from self._pcap(handle, *PCAP_MAGICS[magic])
+            elif magic == PCAPNG_MAGIC:
+                yield from self._pcapng(handle, magic)
+            else:
+                raise CaptureError(f"{self.path} is not a pcap or pcapng capture")
+
+    def _stop(self, why: str) -> None:
+        self.problem = f"{self.path}: {why} after {self.frames_read} packets"
+
+    # -- pcap ----------------------------------------------------------------------------
+
+    def _pcap(self, handle: BinaryIO, order: str, resolution: float) -> Iterator[Frame]:
+        header = handle.read(20)
+        if len(header) < 20:
+            self._stop("truncated file header")
+            return
+        linktype = struct.unpack(order + "I", header[16:20])[0] & 0x0FFFFFFF
+        record = struct.Struct(order + "IIII")
+        read = handle.read
+        while True:
+            head = read(16)
+            if len(head) < 16:
+                if head:
+                    self._stop("truncated packet header")
+                return
+            seconds, fraction, caplen, _ = record.unpack(head)
+            if caplen > MAX_RECORD:
+                self._stop(f"corrupt packet record (length {caplen})")
+                return
+            data = read(caplen)
+            if len(data) < caplen:
+                self._stop("truncated packet data")
+                return
+            self.frames_read += 1
+            yield Frame(seconds + fraction * resolution, linktype, data)
+
+    # -- pcapng --------------------------------------------------------------------------
+
+    def _pcapng(self, handle: BinaryIO, magic: bytes) -> Iterator[Frame]:
+        order = "<"
+        interfaces: list[tuple[int, float]] = []
+        first = True
+        read = handle.read
+        while True:
+            head = magic if first else read(4)
+            first = False
+            if len(head) < 4:
+                if head:
+                    self._stop("truncated block header")
+                return
+            length_bytes = read(4)
+            if len(length_bytes) < 4:
+                self._stop("truncated block header")
+                return
+            if head == PCAPNG_MAGIC:
+                bom = read(4)
+                order = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
+                block_type = 0x0A0D0D0A
+                length = struct.unpack(order + "I", length_bytes)[0]
+                body = bom + read(max(length - 12, 0))
+                interfaces = []
+            else:
+                block_type = struct.unpack(order + "I", head)[0]
+                length = struct.unpack(order + "I", length_bytes)[0]
+                if length < 12 or length % 4 or length > MAX_RECORD:
+                    self._stop(f"corrupt block (length {length})")
+                    return
+                body = read(length - 8)
+            if len(body) < length - 8:
+                self._stop("truncated block")
+                return
+            body = body[:-4]  # the trailing copy of the block length
+            if block_type == 1:  # Interface Description Block
+                linktype = struct.unpack(order + "H", body[:2])[0]
+                interfaces.append((linktype, _ts_resolution(body[8:], order)))
+            elif block_type == 6:  # Enhanced Packet Block
+                interface, high, low, caplen = struct.unpack(order + "IIII", body[:16])
+                if interface >= len(interfaces) or 20 + caplen > len(body):
+                    self._stop("enhanced packet block inconsistent with its interfaces")
+                    return
+                linktype, resolution = interfaces[interface]
+                self.frames_read += 1
+                yield Frame(((high << 32) | low) * resolution, linktype, body[20 : 20 + caplen])
+            elif block_type == 3:  # Simple Packet Block: interface 0, no timestamp
+                if not interfaces:
+                    self._stop("simple packet block before any interface")
+                    return
+                original = struct.unpack(order + "I", body[:4])[0]
+                self.frames_read += 1
+                yield Frame(0.0, interfaces[0][0], body[4 : 4 + original])
+
+
+def _ts_resolution(options: bytes, order: str) -> float:
+    """The if_tsresol option of an Interface Description Block (default microseconds)."""
+    offset = 0
+    while offset + 4 <= len(options):
+        code, length = struct.unpack(order + "HH", options[offset : offset + 4])
+        if code == 0:
+            break
+        if code == 9 and length >= 1:
+            value = options[offset + 4]
+            return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0**-value
+        offset += 4 + ((length + 3) & ~3)
+    return 1e-6

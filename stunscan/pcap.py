@@ -1,0 +1,378 @@
+"""Offline analysis: frames -> IP -> UDP/TCP -> STUN messages -> paired records.
+
+No Scapy on this path: the link layers (Ethernet with 802.1Q/QinQ, Linux cooked SLL and
+SLL2, raw IPv4/IPv6, BSD loopback), IPv4 (options; fragments counted and skipped) and IPv6
+(extension headers) are parsed here with slices, and messages are decoded with the fast
+codec. STUN is found on port 3478 and, elsewhere, by the heuristic; ChannelData only on
+3478 or inside a flow already seen carrying TURN. Over TCP, messages are cut out of a
+bounded per-flow buffer, so one split across segments is still found.
+
+Requests and responses pair by transaction ID on the reversed flow; amplification is the
+response's STUN bytes over the request's, or over the report's 20-byte probe when the
+request is not in the capture (and the record says so). Every table here is bounded, so
+memory stays flat however long the capture.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from stunscan import codec
+from stunscan import protocol as proto
+from stunscan.capture import Frame
+from stunscan.record import Record
+
+STUN_PORT = 3478
+MAX_PENDING = 100_000
+"""Unanswered requests remembered for pairing; the oldest are dropped (as unanswered)."""
+MAX_FLOWS = 20_000
+"""TCP flows and TURN flows tracked; the oldest are forgotten first."""
+MAX_FLOW_BUFFER = proto.HEADER_SIZE + proto.MAX_MESSAGE_LENGTH + 2
+"""Bytes kept for one TCP flow: room for the largest message, RFC 4571 prefix included."""
+RESPONSE_CLASSES = (proto.MessageClass.SUCCESS_RESPONSE, proto.MessageClass.ERROR_RESPONSE)
+
+_COOKIE = proto.MAGIC_COOKIE_BYTES
+_ETHERNET_VLAN = (0x8100, 0x88A8, 0x9100)
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counts for the summary: what was read, found, paired and skipped."""
+
+    frames: int = 0
+    not_ip: int = 0
+    fragments: int = 0
+    stun_messages: int = 0
+    classic_messages: int = 0
+    channel_data: int = 0
+    malformed: int = 0
+    requests: int = 0
+    indications: int = 0
+    responses: int = 0
+    paired: int = 0
+    unsolicited: int = 0
+    unanswered: int = 0
+    tcp_bytes_dropped: int = 0
+    by_transport: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(slots=True)
+class _TcpFlow:
+    next_seq: int
+    buffer: bytes = b""
+
+
+class Analyzer:
+    """Feed it frames; it yields a Record per responding server (or per message)."""
+
+    def __init__(self, *, all_messages: bool = False) -> None:
+        self.all_messages = all_messages
+        self.stats = Stats()
+        self.pending: dict[tuple[object, ...], int] = {}
+        self.servers: set[tuple[str, bytes, int]] = set()
+        self.factors: list[float] = []
+        self.families: Counter[int] = Counter()
+        self.software: Counter[str] = Counter()
+        self.tcp_flows: dict[tuple[bytes, int, bytes, int], _TcpFlow] = {}
+        self.turn_flows: dict[tuple[str, bytes, int, bytes, int], None] = {}
+
+    # -- layers ----------------------------------------------------------------------------
+
+    def feed(self, frame: Frame) -> Iterator[Record]:
+        """Everything this frame adds: records of servers answering (or of every message)."""
+        self.stats.frames += 1
+        data = frame.data
+        linktype = frame.linktype
+        if linktype == 1:  # Ethernet
+            ethertype = (data[12] << 8) | data[13] if len(data) >= 14 else 0
+            offset = 14
+            while ethertype in _ETHERNET_VLAN and len(data) >= offset + 4:
+                ethertype = (data[offset + 2] << 8) | data[offset + 3]
+                offset += 4
+        elif linktype == 113:  # Linux cooked (SLL)
+            ethertype = (data[14] << 8) | data[15] if len(data) >= 16 else 0
+            offset = 16
+        elif linktype == 276:  # Linux cooked v2 (SLL2)
+            ethertype = (data[0] << 8) | data[1] if len(data) >= 20 else 0
+            offset = 20
+        elif linktype in (101, 12, 14, 228, 229):  # raw IP
+            ethertype = _version_ethertype(data, 0)
+            offset = 0
+        elif linktype in (0, 108):  # BSD loopback, OpenBSD loop
+            ethertype = _version_ethertype(data, 4)
+            offset = 4
+        else:
+            ethertype = 0
+            offset = 0
+        if ethertype == 0x0800:
+            yield from self._ipv4(frame.time, data, offset)
+        elif ethertype == 0x86DD:
+            yield from self._ipv6(frame.time, data, offset)
+        else:
+            self.stats.not_ip += 1
+
+    def _ipv4(self, when: float, data: bytes, offset: int) -> Iterator[Record]:
+        if len(data) < offset + 20 or data[offset] >> 4 != 4:
+            self.stats.not_ip += 1
+            return
+        header = (data[offset] & 0x0F) * 4
+        total = (data[offset + 2] << 8) | data[offset + 3]
+        if ((data[offset + 6] & 0x3F) << 8) | data[offset + 7]:  # MF flag or a fragment offset
+            self.stats.fragments += 1
+            return
+        src = data[offset + 12 : offset + 16]
+        dst = data[offset + 16 : offset + 20]
+        end = offset + total if total >= header else len(data)
+        yield from self._transport(when, data[offset + header : end], data[offset + 9], src, dst)
+
+    def _ipv6(self, when: float, data: bytes, offset: int) -> Iterator[Record]:
+        if len(data) < offset + 40:
+            self.stats.not_ip += 1
+            return
+        payload_length = (data[offset + 4] << 8) | data[offset + 5]
+        next_header = data[offset + 6]
+        src = data[offset + 8 : offset + 24]
+        dst = data[offset + 24 : offset + 40]
+        end = offset + 40 + payload_length if payload_length else len(data)
+        position = offset + 40
+        while next_header in (0, 43, 60, 44, 51) and position + 8 <= end:
+            if next_header == 44:
+                self.stats.fragments += 1
+                return
+            header_length = (
+                (data[position + 1] + 2) * 4 if next_header == 51 else (data[position + 1] + 1) * 8
+            )
+            next_header = data[position]
+            position += header_length
+        yield from self._transport(when, data[position:end], next_header, src, dst)
+
+    def _transport(
+        self, when: float, segment: bytes, protocol: int, src: bytes, dst: bytes
+    ) -> Iterator[Record]:
+        if protocol == 17 and len(segment) >= 8:
+            sport = (segment[0] << 8) | segment[1]
+            dport = (segment[2] << 8) | segment[3]
+            length = (segment[4] << 8) | segment[5]
+            payload = segment[8:length] if length >= 8 else segment[8:]
+            if payload:
+                yield from self._udp(when, payload, src, sport, dst, dport)
+        elif protocol == 6 and len(segment) >= 20:
+            yield from self._tcp(when, segment, src, dst)
+
+    # -- UDP -------------------------------------------------------------------------------
+
+    def _udp(
+        self, when: float, payload: bytes, src: bytes, sport: int, dst: bytes, dport: int
+    ) -> Iterator[Record]:
+        top = payload[0] & 0xC0
+        on_stun_port = sport == STUN_PORT or dport == STUN_PORT
+        if top == 0:
+            if len(payload) >= 20 and payload[4:8] == _COOKIE:
+                if not on_stun_port and not proto.looks_like_stun(payload):
+                    return
+            elif not on_stun_port and not proto.looks_like_classic_stun(payload):
+                return
+        elif top == 0x40:
+            if not on_stun_port and ("udp", src, sport, dst, dport) not in self.turn_flows:
+                return
+        else:
+            return
+        message = codec.decode(payload)
+        if message is not None:
+            yield from self._message(when, "udp", message, src, sport, dst, dport)
+
+    # -- TCP -------------------------------------------------------------------------------
+
+    def _tcp(self, when: float, segment: bytes, src: bytes, dst: bytes) -> Iterator[Record]:
+        sport = (segment[0] << 8) | segment[1]
+        dport = (segment[2] << 8) | segment[3]
+        seq = int.from_bytes(segment[4:8], "big")
+        flags = segment[13]
+        payload = segment[(segment[12] >> 4) * 4 :]
+        key = (src, sport, dst, dport)
+        flow = self.tcp_flows.get(key)
+        if flags & 0x02:  # SYN: the data starts at seq + 1
+            seq += 1
+        if payload:
+            if flow is None:
+                if not (
+                    sport == STUN_PORT or dport == STUN_PORT or _stream_looks_like_stun(payload)
+                ):
+                    return
+                flow = self._track(key, seq)
+            yield from self._tcp_data(when, flow, seq, payload, key)
+        if flags & 0x05 and flow is not None:  # FIN or RST
+            self.tcp_flows.pop(key, None)
+
+    def _track(self, key: tuple[bytes, int, bytes, int], seq: int) -> _TcpFlow:
+        if len(self.tcp_flows) >= MAX_FLOWS:
+            self.tcp_flows.pop(next(iter(self.tcp_flows)))
+        flow = self.tcp_flows[key] = _TcpFlow(seq)
+        return flow
+
+    def _tcp_data(
+        self,
+        when: float,
+        flow: _TcpFlow,
+        seq: int,
+        payload: bytes,
+        key: tuple[bytes, int, bytes, int],
+    ) -> Iterator[Record]:
+        ahead = (seq - flow.next_seq) & 0xFFFFFFFF
+        if ahead >= 1 << 31:  # starts before what we have: a retransmission, in part at least
+            payload = payload[(flow.next_seq - seq) & 0xFFFFFFFF :]
+            if not payload:
+                return
+        elif ahead:  # a gap: what was buffered can no longer complete
+            self.stats.tcp_bytes_dropped += len(flow.buffer)
+            flow.buffer = b""
+            flow.next_seq = seq
+        flow.next_seq = (flow.next_seq + len(payload)) & 0xFFFFFFFF
+        buffer = flow.buffer + payload if flow.buffer else payload
+        messages, consumed = codec.decode_stream(buffer)
+        rest = buffer[consumed:]
+        if rest and (
+            len(rest) > MAX_FLOW_BUFFER or (proto.stream_frame(rest, 0) is None and len(rest) >= 4)
+        ):
+            self.stats.tcp_bytes_dropped += len(rest)
+            rest = b""
+        flow.buffer = rest
+        src, sport, dst, dport = key
+        for message in messages:
+            yield from self._message(when, "tcp", message, src, sport, dst, dport)
+
+    # -- messages --------------------------------------------------------------------------
+
+    def _message(
+        self,
+        when: float,
+        transport: str,
+        message: codec.Message,
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+    ) -> Iterator[Record]:
+        stats = self.stats
+        stats.stun_messages += 1
+        stats.by_transport[transport] += 1
+        if message.malformed:
+            stats.malformed += 1
+        if message.kind == proto.CHANNEL_DATA:
+            stats.channel_data += 1
+            return
+        if message.kind == proto.TRUNCATED:
+            return
+        if message.kind == proto.CLASSIC_MESSAGE:
+            stats.classic_messages += 1
+        method, cls = proto.split_message_type(message.msg_type)
+        if method not in (0x001, 0x002):  # a TURN method: ChannelData may follow on this flow
+            self._remember_turn_flow(transport, src, sport, dst, dport)
+        if cls == proto.MessageClass.REQUEST:
+            stats.requests += 1
+            if len(self.pending) >= MAX_PENDING:
+                self.pending.pop(next(iter(self.pending)))
+                stats.unanswered += 1
+            self.pending[(message.transaction_id, transport, src, sport, dst, dport)] = message.size
+            if self.all_messages:
+                yield self._record(when, transport, message, src, sport, dst, dport, None)
+            return
+        if cls == proto.MessageClass.INDICATION:
+            stats.indications += 1
+            if self.all_messages:
+                yield self._record(when, transport, message, src, sport, dst, dport, None)
+            return
+        stats.responses += 1
+        request_size = self.pending.pop(
+            (message.transaction_id, transport, dst, dport, src, sport), None
+        )
+        if request_size is None:
+            stats.unsolicited += 1
+        else:
+            stats.paired += 1
+        server = (transport, src, sport)
+        first = server not in self.servers
+        if first or self.all_messages:
+            record = self._record(when, transport, message, src, sport, dst, dport, request_size)
+            if first:
+                self.servers.add(server)
+                self.factors.append(record.amplification)
+                self.families[record.family] += 1
+                software = record.software()
+                if software:
+                    self.software[software] += 1
+            yield record
+
+    def _record(
+        self,
+        when: float,
+        transport: str,
+        message: codec.Message,
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+        request_size: int | None,
+    ) -> Record:
+        client = f"{_ip(dst)}:{dport}" if len(dst) == 4 else f"[{_ip(dst)}]:{dport}"
+        return Record(when, _ip(src), sport, transport, message, message.size, request_size, client)
+
+    def _remember_turn_flow(
+        self, transport: str, src: bytes, sport: int, dst: bytes, dport: int
+    ) -> None:
+        flows = self.turn_flows
+        if len(flows) >= MAX_FLOWS:
+            flows.pop(next(iter(flows)))
+        flows[(transport, src, sport, dst, dport)] = None
+        flows[(transport, dst, dport, src, sport)] = None
+
+    def finish(self) -> None:
+        """End of capture: requests still pending were never answered."""
+        self.stats.unanswered += len(self.pending)
+        self.pending.clear()
+
+
+def _version_ethertype(data: bytes, offset: int) -> int:
+    if len(data) <= offset:
+        return 0
+    version = data[offset] >> 4
+    return 0x0800 if version == 4 else 0x86DD if version == 6 else 0
+
+
+def _stream_looks_like_stun(payload: bytes) -> bool:
+    return (
+        proto.looks_like_stun(payload, exact=False)
+        or proto.looks_like_rfc4571_stun(payload)
+        or proto.looks_like_classic_stun(payload, exact=False)
+    )
+
+
+def _ip(packed: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+
+
+@dataclass(slots=True)
+class Summary:
+    """The report's own terms: servers per family, amplification, top SOFTWARE."""
+
+    servers_ipv4: int
+    servers_ipv6: int
+    mean_amplification: float | None
+    median_amplification: float | None
+    top_software: list[tuple[str, int]]
+
+
+def summarize(analyzer: Analyzer) -> Summary:
+    """Per responding server, as the report counts: one amplification factor each."""
+    factors = analyzer.factors
+    return Summary(
+        analyzer.families[4],
+        analyzer.families[6],
+        statistics.fmean(factors) if factors else None,
+        statistics.median(factors) if factors else None,
+        analyzer.software.most_common(5),
+    )

@@ -1,0 +1,203 @@
+"""One observed STUN response -> the Shadowserver "Accessible STUN Service" row; writers.
+
+The CSV has the report's 28 columns in the report's order and formats (see DESIGN.md):
+timestamps in UTC, hex without 0x except FINGERPRINT, amplification with two decimals.
+Columns stunscan cannot know offline (asn, geo, naics...) stay empty. Every cell is
+guarded against spreadsheet formula injection, since SOFTWARE is whatever the server sent.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+from stunscan import protocol as proto
+from stunscan.codec import Message
+
+COLUMNS = (
+    "timestamp",
+    "severity",
+    "ip",
+    "protocol",
+    "port",
+    "hostname",
+    "tag",
+    "asn",
+    "geo",
+    "region",
+    "city",
+    "naics",
+    "hostname_source",
+    "sector",
+    "transaction_id",
+    "magic_cookie",
+    "message_length",
+    "message_type",
+    "mapped_family",
+    "mapped_address",
+    "mapped_port",
+    "xor_mapped_family",
+    "xor_mapped_address",
+    "xor_mapped_port",
+    "software",
+    "fingerprint",
+    "amplification",
+    "response_size",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(slots=True)
+class Record:
+    """A STUN server seen answering, with what its answer held (one report row)."""
+
+    time: float
+    ip: str
+    port: int
+    protocol: str
+    message: Message
+    response_size: int
+    request_size: int | None
+    client: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def probe_size(self) -> int:
+        """The request the amplification is measured against: the real one if it was seen,
+        else the report's 20-byte reference probe."""
+        return self.request_size or len(proto.REFERENCE_PROBE)
+
+    @property
+    def amplification(self) -> float:
+        return self.response_size / self.probe_size
+
+    @property
+    def family(self) -> int:
+        return 6 if ":" in self.ip else 4
+
+    def addresses(self) -> tuple[proto.Address | None, proto.Address | None]:
+        """(MAPPED-ADDRESS, XOR-MAPPED-ADDRESS), the legacy 0x8020 standing in for the latter."""
+        mapped = self._address(proto.MAPPED_ADDRESS)
+        xor = self._address(proto.XOR_MAPPED_ADDRESS) or self._address(
+            proto.XOR_MAPPED_ADDRESS_LEGACY
+        )
+        return mapped, xor
+
+    def _address(self, code: int) -> proto.Address | None:
+        attr = self.message.get(code)
+        if attr is None or attr.problem:
+            return None
+        return attr.decoded  # type: ignore[no-any-return]
+
+    def software(self) -> str:
+        attr = self.message.get(proto.SOFTWARE)
+        return "" if attr is None or attr.problem else str(attr.decoded)
+
+    def fingerprint_value(self) -> int | None:
+        attr = self.message.get(proto.FINGERPRINT)
+        return None if attr is None or attr.problem else int(attr.decoded)
+
+    def row(self) -> dict[str, str]:
+        """The report's columns, formatted as the report formats them."""
+        message = self.message
+        mapped, xor = self.addresses()
+        fingerprint = self.fingerprint_value()
+        cookie = message.cookie
+        cookie_hex = f"{cookie:08x}" if cookie is not None else message.transaction_id[:4].hex()
+        return {
+            "timestamp": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.time)),
+            "severity": "medium",
+            "ip": self.ip,
+            "protocol": self.protocol,
+            "port": str(self.port),
+            "hostname": "",
+            "tag": "stun",
+            "asn": "",
+            "geo": "",
+            "region": "",
+            "city": "",
+            "naics": "",
+            "hostname_source": "",
+            "sector": "",
+            "transaction_id": message.transaction_id.hex(),
+            "magic_cookie": cookie_hex,
+            "message_length": str(message.length),
+            "message_type": f"{message.msg_type:04x}",
+            "mapped_family": f"{mapped.family:02x}" if mapped else "",
+            "mapped_address": mapped.address if mapped else "",
+            "mapped_port": str(mapped.port) if mapped else "",
+            "xor_mapped_family": f"{xor.family:02x}" if xor else "",
+            "xor_mapped_address": xor.address if xor else "",
+            "xor_mapped_port": str(xor.port) if xor else "",
+            "software": self.software(),
+            "fingerprint": f"0x{fingerprint:08x}" if fingerprint is not None else "",
+            "amplification": f"{self.amplification:.2f}",
+            "response_size": str(self.response_size),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        """The row plus what the CSV has no column for (why the values are what they are)."""
+        result: dict[str, Any] = dict(self.row())
+        result.update(
+            type_name=self.message.type_name,
+            client=self.client,
+            request_size=self.request_size,
+            amplification_basis="request" if self.request_size else "reference-probe",
+            fingerprint_valid=self.message.fingerprint,
+            malformed=self.message.malformed,
+            attributes=[
+                {
+                    "type": f"{a.code:04x}",
+                    "name": a.name,
+                    "length": a.length,
+                    "value": _jsonable(a.decoded),
+                }
+                for a in self.message.attributes
+            ],
+        )
+        result.update(self.extra)
+        return result
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    if isinstance(value, proto.Address):
+        return asdict(value)
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def safe_cell(value: str) -> str:
+    """Defuse a cell a spreadsheet would run as a formula (OWASP: prefix a quote)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+class CSVWriter:
+    """The Shadowserver CSV, a header then one flushed line per record."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.writer = csv.writer(stream, lineterminator="\n")
+        self.writer.writerow(COLUMNS)
+        stream.flush()
+
+    def write(self, record: Record) -> None:
+        row = record.row()
+        self.writer.writerow([safe_cell(row[column]) for column in COLUMNS])
+        self.stream.flush()
+
+
+class JSONLinesWriter:
+    """One JSON object per record and line, flushed."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, record: Record) -> None:
+        self.stream.write(json.dumps(record.as_json(), ensure_ascii=False) + "\n")
+        self.stream.flush()
