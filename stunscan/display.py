@@ -258,7 +258,8 @@ def summary_panel(stats: Any, summary: Any, warnings: list[str]) -> Panel:
     grid.add_row("top SOFTWARE", Text(software or "-"))
     skipped = (
         f"fragments {stats.fragments}, not IP {stats.not_ip},"
-        f" TCP bytes dropped {stats.tcp_bytes_dropped}"
+        f" TCP bytes dropped {stats.tcp_bytes_dropped}; ICMP unreachable"
+        f" {stats.icmp_unreachable} ({stats.icmp_quoting_stun} quoting STUN)"
     )
     grid.add_row("skipped", skipped)
     for warning in warnings:

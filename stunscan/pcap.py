@@ -57,6 +57,8 @@ class Stats:
     unsolicited: int = 0
     unanswered: int = 0
     tcp_bytes_dropped: int = 0
+    icmp_unreachable: int = 0
+    icmp_quoting_stun: int = 0
     by_transport: Counter[str] = field(default_factory=Counter)
 
 
@@ -162,6 +164,21 @@ class Analyzer:
                 yield from self._udp(when, payload, src, sport, dst, dport)
         elif protocol == 6 and len(segment) >= 20:
             yield from self._tcp(when, segment, src, dst)
+        elif (protocol, segment[:1]) in ((1, b"\x03"), (58, b"\x01")):
+            self._icmp_unreachable(segment[8:], 40 if protocol == 58 else 0)
+
+    def _icmp_unreachable(self, quoted: bytes, ipv6_header: int) -> None:
+        """ICMP destination unreachable: counted, and whether it quotes a STUN datagram
+        (tshark counts the quoted message as STUN; it never crossed the wire as one)."""
+        self.stats.icmp_unreachable += 1
+        if len(quoted) < 20:
+            return
+        if ipv6_header:
+            header, inner_protocol = ipv6_header, quoted[6]
+        else:
+            header, inner_protocol = (quoted[0] & 0x0F) * 4, quoted[9]
+        if inner_protocol == 17 and proto.classify(quoted[header + 8 :]) is not None:
+            self.stats.icmp_quoting_stun += 1
 
     # -- UDP -------------------------------------------------------------------------------
 
