@@ -10,12 +10,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from corpus import CORPUS, needs_corpus
 
 from stunscan import protocol as proto
 from stunscan.capture import CaptureReader
 from stunscan.pcap import Analyzer
 from stunscan.record import Record
+
+from corpus import CORPUS, needs_corpus
 
 pytestmark = needs_corpus
 PCAPS = CORPUS / "pcaps"
