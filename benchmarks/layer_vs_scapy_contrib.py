@@ -22,7 +22,6 @@ from scapy.utils import rdpcap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from stunscan.layers import STUN, STUNClassic
-
 from stunscan.sources import messages_in
 
 from corpus import CORPUS

@@ -696,6 +696,12 @@ def stream_frame(data: bytes, offset: int) -> tuple[str, int] | None:
     length = (data[offset + 2] << 8) | data[offset + 3]
     if kind == CHANNEL_DATA:
         return kind, min(padded(4 + length), len(data) - offset)
+    if kind == TRUNCATED:  # a header cut by the segment's end: frame it by what is there
+        if data[offset + 4 : offset + 8] == MAGIC_COOKIE_BYTES:
+            return STUN_MESSAGE, HEADER_SIZE + length
+        if ((data[offset] << 8) | data[offset + 1]) in CLASSIC_MESSAGE_TYPES:
+            return CLASSIC_MESSAGE, HEADER_SIZE + length
+        return None
     if kind == STUN_MESSAGE:
         return kind, HEADER_SIZE + length
     if looks_like_rfc4571_stun(data, offset):

@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from stunscan.layers import STUN, make_attribute
 from typer.testing import CliRunner
 
 from stunscan.cli import app
 from stunscan.display import printable
+from stunscan.layers import STUN, make_attribute
 
 from corpus import CORPUS, needs_corpus, rfc_vectors
 

@@ -13,6 +13,9 @@ from hypothesis import strategies as st
 from scapy.layers.inet import TCP, UDP
 from scapy.packet import Packet
 from scapy.utils import rdpcap
+
+from stunscan import codec
+from stunscan import protocol as proto
 from stunscan.layers import (
     STUN,
     ChannelData,
@@ -22,9 +25,6 @@ from stunscan.layers import (
     STUNTrailingBytes,
     STUNTruncated,
 )
-
-from stunscan import codec
-from stunscan import protocol as proto
 
 from corpus import PROJECT, corpus_pcaps, fuzz_seeds, rfc_vectors
 from strategies import messages

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from stunscan.layers import KIND_CLASSES, STUN, STUNAttribute, STUNClassic, make_attribute
 
 from stunscan import protocol as proto
+from stunscan.layers import KIND_CLASSES, STUN, STUNAttribute, STUNClassic, make_attribute
 
 from strategies import attributes
 

@@ -11,6 +11,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet
 from scapy.utils import rdpcap
+
 from stunscan.layers import (
     STUN,
     ChannelData,

@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.config import conf
 from scapy.utils import rdpcap
+
+from stunscan import protocol as proto
 from stunscan.layers import (
     STUN,
     ChannelData,
@@ -20,8 +22,6 @@ from stunscan.layers import (
     STUNTrailingBytes,
     STUNTruncated,
 )
-
-from stunscan import protocol as proto
 
 from corpus import CORPUS, fuzz_seeds, needs_corpus
 

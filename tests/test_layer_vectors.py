@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from stunscan.layers import STUN, make_attribute
 
 from stunscan import protocol as proto
+from stunscan.layers import STUN, make_attribute
 
 from corpus import needs_corpus, rfc_vectors
 
