@@ -231,13 +231,82 @@ def _decode_stun(data: bytes, kind: str, length: int, datagram: bool) -> Message
     )
 
 
-def decode_stream(data: bytes) -> tuple[list[Message], int]:
-    """Split a TCP payload into messages; returns them and the bytes consumed.
+# --------------------------------------------------------------------------- the fast path
+
+_FIXED_SIZES: dict[int, frozenset[int]] = {
+    code: frozenset(proto._FIXED_LENGTHS[spec.kind])
+    for code, spec in proto.ATTRIBUTES.items()
+    if spec.kind in proto._FIXED_LENGTHS and spec.kind not in ("address", "xor-address")
+}
+_FREE_FORM = frozenset(
+    code for code, spec in proto.ATTRIBUTES.items() if spec.kind in ("string", "bytes")
+)
+
+
+_ADDRESSES = frozenset(
+    code for code, spec in proto.ATTRIBUTES.items() if spec.kind in ("address", "xor-address")
+)
+_ADDRESS_SHAPES = frozenset({(8, proto.FAMILY_IPV4), (20, proto.FAMILY_IPV6)})
+
+
+def well_formed(data: bytes, end: int) -> bool:
+    """Exactly ``not decode(data).malformed`` for a STUN or classic message ending at
+    ``end`` (header length fitting, checked by the caller), without decoding any value.
+
+    The analyser calls this for every message and decodes in full only the ones it
+    reports; ``tests/test_codec_fast_path.py`` holds the two to the same verdict.
+    """
+    offset = _HEADER
+    while offset < end:
+        if offset + 4 > end:
+            return False
+        code = (data[offset] << 8) | data[offset + 1]
+        length = (data[offset + 2] << 8) | data[offset + 3]
+        value_end = offset + 4 + length
+        if value_end > end:
+            return False
+        if code not in _FREE_FORM and code in proto.ATTRIBUTES:
+            sizes = _FIXED_SIZES.get(code)
+            if sizes is not None:
+                if length not in sizes:
+                    return False
+            elif code in _ADDRESSES:
+                if (length, data[offset + 5] if length else 0) not in _ADDRESS_SHAPES:
+                    return False
+            elif proto.value_length_problem(_KIND_OF[code], data[offset + 4 : value_end]):
+                return False
+        offset += 4 + ((length + 3) & ~3)
+    return True
+
+
+def peek(data: bytes, datagram: bool = True) -> tuple[str, int, bytes, int, bool] | None:
+    """(kind, message type, transaction ID, size, well formed) of the message at the start of
+    ``data`` with no attribute decoded; None if it is not STUN. For ChannelData the type is
+    0 and the ID empty; a truncated header is not well formed."""
+    kind = proto.classify(data)
+    if kind is None:
+        return None
+    size = len(data)
+    if kind == proto.STUN_MESSAGE or kind == proto.CLASSIC_MESSAGE:
+        length = (data[2] << 8) | data[3]
+        end = _HEADER + length
+        ok = end <= size and not length & 3 and (not datagram or end == size)
+        if end > size:
+            end = size
+        ok = ok and well_formed(data, end)
+        tid = data[8:20] if kind == proto.STUN_MESSAGE else data[4:20]
+        return kind, (data[0] << 8) | data[1], tid, end, ok
+    return kind, 0, b"", size, kind == proto.CHANNEL_DATA
+
+
+def stream_chunks(data: bytes) -> tuple[list[tuple[str, bytes]], int]:
+    """Cut a TCP payload into (kind, message bytes); returns them and the bytes consumed.
 
     Stops (without consuming) at a message that continues past ``data``, so the caller can
-    wait for the next segment; bytes that start no frame end the walk as well.
+    wait for the next segment, and at bytes that start no frame. An RFC 4571 frame yields
+    the message inside it.
     """
-    messages: list[Message] = []
+    chunks: list[tuple[str, bytes]] = []
     offset = 0
     while offset < len(data):
         frame = proto.stream_frame(data, offset)
@@ -247,10 +316,13 @@ def decode_stream(data: bytes) -> tuple[list[Message], int]:
         if offset + size > len(data):
             break
         chunk = data[offset : offset + size]
-        if kind == proto.RFC4571_FRAME:
-            chunk = chunk[2:]
-        message = decode(chunk, datagram=kind != proto.CHANNEL_DATA)
-        if message is not None:
-            messages.append(message)
+        chunks.append((kind, chunk[2:] if kind == proto.RFC4571_FRAME else chunk))
         offset += size
-    return messages, offset
+    return chunks, offset
+
+
+def decode_stream(data: bytes) -> tuple[list[Message], int]:
+    """Decode every complete message of a TCP payload (see :func:`stream_chunks`)."""
+    chunks, consumed = stream_chunks(data)
+    messages = [decode(chunk, datagram=kind != proto.CHANNEL_DATA) for kind, chunk in chunks]
+    return [m for m in messages if m is not None], consumed

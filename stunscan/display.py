@@ -239,7 +239,7 @@ def summary_panel(stats: Any, summary: Any, warnings: list[str]) -> Panel:
     grid.add_row("frames read", str(stats.frames))
     grid.add_row(
         "STUN messages",
-        f"{stats.stun_messages} (udp {stats.by_transport['udp']}, tcp {stats.by_transport['tcp']};"
+        f"{stats.stun_messages} (udp {stats.udp_messages}, tcp {stats.tcp_messages};"
         f" classic {stats.classic_messages}, ChannelData {stats.channel_data},"
         f" malformed {stats.malformed})",
     )

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import socket
 import statistics
+import struct
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from stunscan import codec
 from stunscan import protocol as proto
@@ -37,6 +37,10 @@ RESPONSE_CLASSES = (proto.MessageClass.SUCCESS_RESPONSE, proto.MessageClass.ERRO
 
 _COOKIE = proto.MAGIC_COOKIE_BYTES
 _ETHERNET_VLAN = (0x8100, 0x88A8, 0x9100)
+_IPV6_EXTENSIONS = (0, 43, 60, 44, 51)
+_UDP_HEADER = struct.Struct("!HHH").unpack_from
+_REQUEST = int(proto.MessageClass.REQUEST)
+_INDICATION = int(proto.MessageClass.INDICATION)
 
 
 @dataclass(slots=True)
@@ -46,7 +50,6 @@ class Stats:
     frames: int = 0
     not_ip: int = 0
     fragments: int = 0
-    stun_messages: int = 0
     classic_messages: int = 0
     channel_data: int = 0
     malformed: int = 0
@@ -57,9 +60,15 @@ class Stats:
     unsolicited: int = 0
     unanswered: int = 0
     tcp_bytes_dropped: int = 0
+    udp_messages: int = 0
+    tcp_messages: int = 0
+
+    @property
+    def stun_messages(self) -> int:
+        return self.udp_messages + self.tcp_messages
+
     icmp_unreachable: int = 0
     icmp_quoting_stun: int = 0
-    by_transport: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(slots=True)
@@ -69,7 +78,11 @@ class _TcpFlow:
 
 
 class Analyzer:
-    """Feed it frames; it yields a Record per responding server (or per message)."""
+    """Feed it frames; it returns the Records of servers answering (or of every message).
+
+    The hot path is flat on purpose: no generators, and only the cheap ``codec.peek`` for
+    each message; the full decode runs only for the messages that become records.
+    """
 
     def __init__(self, *, all_messages: bool = False) -> None:
         self.all_messages = all_messages
@@ -81,14 +94,24 @@ class Analyzer:
         self.software: Counter[str] = Counter()
         self.tcp_flows: dict[tuple[bytes, int, bytes, int], _TcpFlow] = {}
         self.turn_flows: dict[tuple[str, bytes, int, bytes, int], None] = {}
+        self._out: list[Record] = []
 
     # -- layers ----------------------------------------------------------------------------
 
-    def feed(self, frame: Frame) -> Iterator[Record]:
-        """Everything this frame adds: records of servers answering (or of every message)."""
+    def feed(self, frame: Frame) -> list[Record]:
+        """The records this frame adds (usually none)."""
         self.stats.frames += 1
         data = frame.data
         linktype = frame.linktype
+        if linktype == 1 and data[12:15] == b"\x08\x00\x45" and len(data) >= 34:
+            # The common case first: Ethernet, IPv4 without options.
+            if data[20] & 0x3F or data[21]:
+                self.stats.fragments += 1
+            else:
+                total = (data[16] << 8) | data[17]
+                src, dst = data[26:30], data[30:34]
+                self._transport(frame.time, data[34 : 14 + total], data[23], src, dst)
+            return self._drain()
         if linktype == 1:  # Ethernet
             ethertype = (data[12] << 8) | data[13] if len(data) >= 14 else 0
             offset = 14
@@ -111,27 +134,34 @@ class Analyzer:
             ethertype = 0
             offset = 0
         if ethertype == 0x0800:
-            yield from self._ipv4(frame.time, data, offset)
+            self._ipv4(frame.time, data, offset)
         elif ethertype == 0x86DD:
-            yield from self._ipv6(frame.time, data, offset)
+            self._ipv6(frame.time, data, offset)
         else:
             self.stats.not_ip += 1
+        return self._drain()
 
-    def _ipv4(self, when: float, data: bytes, offset: int) -> Iterator[Record]:
+    def _drain(self) -> list[Record]:
+        out = self._out
+        if out:
+            self._out = []
+        return out
+
+    def _ipv4(self, when: float, data: bytes, offset: int) -> None:
         if len(data) < offset + 20 or data[offset] >> 4 != 4:
             self.stats.not_ip += 1
             return
         header = (data[offset] & 0x0F) * 4
-        total = (data[offset + 2] << 8) | data[offset + 3]
         if ((data[offset + 6] & 0x3F) << 8) | data[offset + 7]:  # MF flag or a fragment offset
             self.stats.fragments += 1
             return
+        total = (data[offset + 2] << 8) | data[offset + 3]
+        end = offset + total if total >= header else len(data)
         src = data[offset + 12 : offset + 16]
         dst = data[offset + 16 : offset + 20]
-        end = offset + total if total >= header else len(data)
-        yield from self._transport(when, data[offset + header : end], data[offset + 9], src, dst)
+        self._transport(when, data[offset + header : end], data[offset + 9], src, dst)
 
-    def _ipv6(self, when: float, data: bytes, offset: int) -> Iterator[Record]:
+    def _ipv6(self, when: float, data: bytes, offset: int) -> None:
         if len(data) < offset + 40:
             self.stats.not_ip += 1
             return
@@ -141,29 +171,29 @@ class Analyzer:
         dst = data[offset + 24 : offset + 40]
         end = offset + 40 + payload_length if payload_length else len(data)
         position = offset + 40
-        while next_header in (0, 43, 60, 44, 51) and position + 8 <= end:
+        while next_header in _IPV6_EXTENSIONS and position + 8 <= end:
             if next_header == 44:
                 self.stats.fragments += 1
                 return
-            header_length = (
-                (data[position + 1] + 2) * 4 if next_header == 51 else (data[position + 1] + 1) * 8
-            )
+            if next_header == 51:  # AH counts 4-byte units
+                header_length = (data[position + 1] + 2) * 4
+            else:
+                header_length = (data[position + 1] + 1) * 8
             next_header = data[position]
             position += header_length
-        yield from self._transport(when, data[position:end], next_header, src, dst)
+        self._transport(when, data[position:end], next_header, src, dst)
 
     def _transport(
         self, when: float, segment: bytes, protocol: int, src: bytes, dst: bytes
-    ) -> Iterator[Record]:
-        if protocol == 17 and len(segment) >= 8:
-            sport = (segment[0] << 8) | segment[1]
-            dport = (segment[2] << 8) | segment[3]
-            length = (segment[4] << 8) | segment[5]
-            payload = segment[8:length] if length >= 8 else segment[8:]
-            if payload:
-                yield from self._udp(when, payload, src, sport, dst, dport)
-        elif protocol == 6 and len(segment) >= 20:
-            yield from self._tcp(when, segment, src, dst)
+    ) -> None:
+        if protocol == 17:
+            if len(segment) > 8:
+                sport, dport, length = _UDP_HEADER(segment)
+                payload = segment[8:length] if length >= 8 else segment[8:]
+                self._udp(when, payload, src, sport, dst, dport)
+        elif protocol == 6:
+            if len(segment) >= 20:
+                self._tcp(when, segment, src, dst)
         elif (protocol, segment[:1]) in ((1, b"\x03"), (58, b"\x01")):
             self._icmp_unreachable(segment[8:], 40 if protocol == 58 else 0)
 
@@ -184,27 +214,28 @@ class Analyzer:
 
     def _udp(
         self, when: float, payload: bytes, src: bytes, sport: int, dst: bytes, dport: int
-    ) -> Iterator[Record]:
-        top = payload[0] & 0xC0
-        on_stun_port = sport == STUN_PORT or dport == STUN_PORT
-        if top == 0:
-            if len(payload) >= 20 and payload[4:8] == _COOKIE:
-                if not on_stun_port and not proto.looks_like_stun(payload):
-                    return
-            elif not on_stun_port and not proto.looks_like_classic_stun(payload):
-                return
-        elif top == 0x40:
-            if not on_stun_port and ("udp", src, sport, dst, dport) not in self.turn_flows:
-                return
-        else:
+    ) -> None:
+        if not payload:
             return
-        message = codec.decode(payload)
-        if message is not None:
-            yield from self._message(when, "udp", message, src, sport, dst, dport)
+        top = payload[0] & 0xC0
+        if sport != STUN_PORT and dport != STUN_PORT:  # elsewhere only what the heuristic takes
+            if top == 0:
+                if payload[4:8] == _COOKIE:
+                    if not proto.looks_like_stun(payload):
+                        return
+                elif not proto.looks_like_classic_stun(payload):
+                    return
+            elif top != 0x40 or ("udp", src, sport, dst, dport) not in self.turn_flows:
+                return
+        elif top & 0x80:
+            return
+        peeked = codec.peek(payload)
+        if peeked is not None:
+            self._message(when, "udp", payload, peeked, src, sport, dst, dport)
 
     # -- TCP -------------------------------------------------------------------------------
 
-    def _tcp(self, when: float, segment: bytes, src: bytes, dst: bytes) -> Iterator[Record]:
+    def _tcp(self, when: float, segment: bytes, src: bytes, dst: bytes) -> None:
         sport = (segment[0] << 8) | segment[1]
         dport = (segment[2] << 8) | segment[3]
         seq = int.from_bytes(segment[4:8], "big")
@@ -221,7 +252,7 @@ class Analyzer:
                 ):
                     return
                 flow = self._track(key, seq)
-            yield from self._tcp_data(when, flow, seq, payload, key)
+            self._tcp_data(when, flow, seq, payload, key)
         if flags & 0x05 and flow is not None:  # FIN or RST
             self.tcp_flows.pop(key, None)
 
@@ -238,7 +269,7 @@ class Analyzer:
         seq: int,
         payload: bytes,
         key: tuple[bytes, int, bytes, int],
-    ) -> Iterator[Record]:
+    ) -> None:
         ahead = (seq - flow.next_seq) & 0xFFFFFFFF
         if ahead >= 1 << 31:  # starts before what we have: a retransmission, in part at least
             payload = payload[(flow.next_seq - seq) & 0xFFFFFFFF :]
@@ -250,17 +281,18 @@ class Analyzer:
             flow.next_seq = seq
         flow.next_seq = (flow.next_seq + len(payload)) & 0xFFFFFFFF
         buffer = flow.buffer + payload if flow.buffer else payload
-        messages, consumed = codec.decode_stream(buffer)
+        chunks, consumed = codec.stream_chunks(buffer)
         rest = buffer[consumed:]
-        if rest and (
-            len(rest) > MAX_FLOW_BUFFER or (proto.stream_frame(rest, 0) is None and len(rest) >= 4)
-        ):
+        unframed = len(rest) >= proto.HEADER_SIZE and proto.stream_frame(rest, 0) is None
+        if len(rest) > MAX_FLOW_BUFFER or unframed:
             self.stats.tcp_bytes_dropped += len(rest)
             rest = b""
         flow.buffer = rest
         src, sport, dst, dport = key
-        for message in messages:
-            yield from self._message(when, "tcp", message, src, sport, dst, dport)
+        for kind, chunk in chunks:
+            peeked = codec.peek(chunk, datagram=kind != proto.CHANNEL_DATA)
+            if peeked is not None:
+                self._message(when, "tcp", chunk, peeked, src, sport, dst, dport)
 
     # -- messages --------------------------------------------------------------------------
 
@@ -268,83 +300,96 @@ class Analyzer:
         self,
         when: float,
         transport: str,
-        message: codec.Message,
+        data: bytes,
+        peeked: tuple[str, int, bytes, int, bool],
         src: bytes,
         sport: int,
         dst: bytes,
         dport: int,
-    ) -> Iterator[Record]:
+    ) -> None:
+        kind, msg_type, tid, size, ok = peeked
         stats = self.stats
-        stats.stun_messages += 1
-        stats.by_transport[transport] += 1
-        if message.malformed:
+        if transport == "udp":
+            stats.udp_messages += 1
+        else:
+            stats.tcp_messages += 1
+        if not ok:
             stats.malformed += 1
-        if message.kind == proto.CHANNEL_DATA:
+        if kind == proto.CHANNEL_DATA:
             stats.channel_data += 1
             return
-        if message.kind == proto.TRUNCATED:
+        if kind == proto.TRUNCATED:
             return
-        if message.kind == proto.CLASSIC_MESSAGE:
+        if kind == proto.CLASSIC_MESSAGE:
             stats.classic_messages += 1
-        method, cls = proto.split_message_type(message.msg_type)
-        if method not in (0x001, 0x002):  # a TURN method: ChannelData may follow on this flow
+        cls = (msg_type >> 4) & 1 | (msg_type >> 7) & 2
+        method = (msg_type & 0x000F) | (msg_type & 0x00E0) >> 1 | (msg_type & 0x3E00) >> 2
+        if method > 2:  # not Binding or SharedSecret: TURN, so ChannelData may follow
             self._remember_turn_flow(transport, src, sport, dst, dport)
-        if cls == proto.MessageClass.REQUEST:
+        if cls == _REQUEST:
             stats.requests += 1
-            if len(self.pending) >= MAX_PENDING:
-                self.pending.pop(next(iter(self.pending)))
+            pending = self.pending
+            if len(pending) >= MAX_PENDING:
+                pending.pop(next(iter(pending)))
                 stats.unanswered += 1
-            self.pending[(message.transaction_id, transport, src, sport, dst, dport)] = message.size
+            pending[(tid, transport, src, sport, dst, dport)] = size
             if self.all_messages:
-                yield self._record(when, transport, message, src, sport, dst, dport, None)
+                self._emit(when, transport, data, src, sport, dst, dport, None)
             return
-        if cls == proto.MessageClass.INDICATION:
+        if cls == _INDICATION:
             stats.indications += 1
             if self.all_messages:
-                yield self._record(when, transport, message, src, sport, dst, dport, None)
+                self._emit(when, transport, data, src, sport, dst, dport, None)
             return
         stats.responses += 1
-        request_size = self.pending.pop(
-            (message.transaction_id, transport, dst, dport, src, sport), None
-        )
+        request_size = self.pending.pop((tid, transport, dst, dport, src, sport), None)
         if request_size is None:
             stats.unsolicited += 1
         else:
             stats.paired += 1
         server = (transport, src, sport)
-        first = server not in self.servers
-        if first or self.all_messages:
-            record = self._record(when, transport, message, src, sport, dst, dport, request_size)
-            if first:
-                self.servers.add(server)
-                self.factors.append(record.amplification)
-                self.families[record.family] += 1
-                software = record.software()
-                if software:
-                    self.software[software] += 1
-            yield record
+        if server in self.servers:
+            if self.all_messages:
+                self._emit(when, transport, data, src, sport, dst, dport, request_size)
+            return
+        record = self._emit(when, transport, data, src, sport, dst, dport, request_size)
+        self.servers.add(server)
+        self.factors.append(record.amplification)
+        self.families[record.family] += 1
+        software = record.software()
+        if software:
+            self.software[software] += 1
 
-    def _record(
+    def _emit(
         self,
         when: float,
         transport: str,
-        message: codec.Message,
+        data: bytes,
         src: bytes,
         sport: int,
         dst: bytes,
         dport: int,
         request_size: int | None,
     ) -> Record:
+        message = codec.decode(data, datagram=transport == "udp")
+        assert message is not None  # peek said it is STUN
         client = f"{_ip(dst)}:{dport}" if len(dst) == 4 else f"[{_ip(dst)}]:{dport}"
-        return Record(when, _ip(src), sport, transport, message, message.size, request_size, client)
+        record = Record(
+            when, _ip(src), sport, transport, message, message.size, request_size, client
+        )
+        self._out.append(record)
+        return record
 
     def _remember_turn_flow(
         self, transport: str, src: bytes, sport: int, dst: bytes, dport: int
     ) -> None:
         flows = self.turn_flows
+        key = (transport, src, sport, dst, dport)
+        if key in flows:
+            return
         if len(flows) >= MAX_FLOWS:
             flows.pop(next(iter(flows)))
-        flows[(transport, src, sport, dst, dport)] = None
+        flows[key] = None
         flows[(transport, dst, dport, src, sport)] = None
 
     def finish(self) -> None:

@@ -134,7 +134,7 @@ def test_turn_over_tcp_80_found_without_being_told() -> None:
     errors = [r for r in records if r.message.msg_class == proto.MessageClass.ERROR_RESPONSE]
     assert errors[0].message.get("ERROR-CODE").decoded[0] == 401
     assert errors[0].message.get("REALM").decoded == "turn.cloudflare.com"
-    assert analyzer.stats.by_transport == {"tcp": 15}
+    assert (analyzer.stats.tcp_messages, analyzer.stats.udp_messages) == (15, 0)
 
 
 def test_arkime_oddities() -> None:
