@@ -67,7 +67,7 @@ def run_capture_analysis(
     try:
         files = capture_files(inputs)
     except InputError as exc:
-        errors.print(f"stunscan: {exc}", markup=False, highlight=False)
+        errors.print(f"stunscan: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
     analyzer = Analyzer(all_messages=all_messages)
     shown: list[Record] = []
@@ -103,7 +103,7 @@ def run_capture_analysis(
         if written > len(shown):
             title += f" (first {len(shown)} shown; --csv or --json for all)"
         console.print(records_table(shown, title))
-    report.print(summary_panel(analyzer.stats, summarize(analyzer), warnings))
+    report.print(summary_panel(analyzer.stats, summarize(analyzer)))
     for warning in warnings:
-        errors.print(f"stunscan: warning: {warning}", markup=False, highlight=False)
+        errors.print(f"stunscan: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     return written

@@ -26,7 +26,7 @@ errors = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
-    errors.print(f"stunscan: {message}", markup=False, highlight=False)
+    errors.print(f"stunscan: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

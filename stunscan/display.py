@@ -229,7 +229,7 @@ def records_table(records: list[Any], title: str) -> Table:
     return table
 
 
-def summary_panel(stats: Any, summary: Any, warnings: list[str]) -> Panel:
+def summary_panel(stats: Any, summary: Any) -> Panel:
     """What the capture held, in the report's own terms."""
     grid = Table.grid(padding=(0, 2))
 
@@ -262,6 +262,4 @@ def summary_panel(stats: Any, summary: Any, warnings: list[str]) -> Panel:
         f" {stats.icmp_unreachable} ({stats.icmp_quoting_stun} quoting STUN)"
     )
     grid.add_row("skipped", skipped)
-    for warning in warnings:
-        grid.add_row(Text("warning", style="yellow"), _cell(warning))
     return Panel(grid, title="summary", title_align="left")

@@ -120,3 +120,146 @@ def test_truncated_capture_reports_what_it_read_then_one_warning(tmp_path) -> No
     assert "truncated header: 10 bytes" in rows[2]["malformed"][0]
     assert result.exit_code == 0
     assert "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------- stunscan pcap
+
+
+def _lab_capture(tmp_path, software: str = "lab server"):  # type: ignore[no-untyped-def]
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    ether = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    tid = bytes(range(12))
+    request = STUN(type="Binding Request", transaction_id=tid)
+    response = STUN(
+        type="Binding Success Response",
+        transaction_id=tid,
+        attributes=[
+            make_attribute("MAPPED-ADDRESS", address="198.51.100.20", port=40000),
+            make_attribute("XOR-MAPPED-ADDRESS", address="198.51.100.20", port=40000),
+            make_attribute("SOFTWARE", value=software),
+            make_attribute("FINGERPRINT"),
+        ],
+    )
+    packets = [
+        ether
+        / IP(src="198.51.100.20", dst="203.0.113.10")
+        / UDP(sport=40000, dport=3478)
+        / request,
+        ether
+        / IP(src="203.0.113.10", dst="198.51.100.20")
+        / UDP(sport=3478, dport=40000)
+        / response,
+        ether
+        / IP(src="203.0.113.11", dst="198.51.100.20")
+        / UDP(sport=3478, dport=40001)
+        / response,
+    ]
+    packets[1].time = 1_700_000_000
+    path = tmp_path / "lab.pcap"
+    wrpcap(str(path), packets)
+    return path, len(bytes(response))
+
+
+def test_pcap_csv_has_the_report_columns_and_formats(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import csv
+
+    from stunscan.record import COLUMNS
+
+    path, size = _lab_capture(tmp_path)
+    result = runner.invoke(app, ["pcap", str(path), "--csv", "-"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(result.stdout.splitlines()))
+    assert tuple(rows[0]) == COLUMNS and len(COLUMNS) == 28
+    first, second = rows
+    assert first["timestamp"] == "2023-11-14 22:13:20"
+    assert (first["severity"], first["protocol"], first["tag"]) == ("medium", "udp", "stun")
+    assert (first["ip"], first["port"]) == ("203.0.113.10", "3478")
+    assert first["transaction_id"] == bytes(range(12)).hex() and first["magic_cookie"] == "2112a442"
+    assert first["message_type"] == "0101" and first["message_length"] == str(size - 20)
+    assert (first["mapped_family"], first["mapped_address"], first["mapped_port"]) == (
+        "01",
+        "198.51.100.20",
+        "40000",
+    )
+    assert (first["xor_mapped_family"], first["xor_mapped_address"], first["xor_mapped_port"]) == (
+        "01",
+        "198.51.100.20",
+        "40000",
+    )
+    assert first["software"] == "lab server"
+    assert first["fingerprint"].startswith("0x") and len(first["fingerprint"]) == 10
+    assert first["response_size"] == str(size)
+    assert first["amplification"] == f"{size / 20:.2f}"  # the request was 20 bytes
+    assert second["ip"] == "203.0.113.11" and second["amplification"] == f"{size / 20:.2f}"
+
+
+def test_pcap_csv_defuses_formulas_and_json_explains_the_basis(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path, _ = _lab_capture(tmp_path, software="=HYPERLINK(1)")
+    out = tmp_path / "out.csv"
+    jsonl = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["pcap", str(path), "--csv", str(out), "--json", str(jsonl)])
+    assert result.exit_code == 0, result.output
+    assert "'=HYPERLINK(1)" in out.read_text()
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [r["amplification_basis"] for r in rows] == ["request", "reference-probe"]
+    assert rows[0]["software"] == "=HYPERLINK(1)"  # JSON keeps the real value
+    assert rows[0]["fingerprint_valid"] is True
+
+
+def test_pcap_terminal_table_and_summary(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path, _ = _lab_capture(tmp_path)
+    result = runner.invoke(app, ["pcap", str(path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "responding servers: 2" in result.stdout
+    assert "203.0.113.10:3478/udp" in result.stdout and "lab server" in result.stdout
+    assert "IPv4 2, IPv6 0" in result.stdout
+    assert "paired 1" in result.stdout and "unsolicited 1" in result.stdout
+
+
+def test_pcap_all_messages(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path, _ = _lab_capture(tmp_path)
+    result = runner.invoke(app, ["pcap", str(path), "--all-messages", "--json", "-"])
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert [r["type_name"] for r in rows] == [
+        "Binding Request",
+        "Binding Success Response",
+        "Binding Success Response",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pcap", "/nonexistent/x.pcap"], "no such file or folder"),
+        (["pcap", __file__], "is not a pcap or pcapng capture"),
+    ],
+)
+def test_pcap_user_errors(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_pcap_truncated_capture_warns_once_after_the_results(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path, _ = _lab_capture(tmp_path)
+    path.write_bytes(path.read_bytes()[:-5])
+    result = runner.invoke(app, ["pcap", str(path), "--csv", "-"])
+    assert result.exit_code == 0
+    assert len(result.stdout.strip().splitlines()) == 2  # header + the server read before the cut
+    assert (
+        result.stderr.count("warning") == 1
+        and "truncated packet data after 2 packets" in result.stderr
+    )
+
+
+@needs_corpus
+def test_pcap_does_not_import_scapy() -> None:
+    code = (
+        "import sys; from stunscan.cli import app; "
+        f"app(['pcap', {str(CORPUS / 'pcaps')!r}, '--csv', '/dev/null'], standalone_mode=False); "
+        "assert 'scapy' not in sys.modules, 'scapy imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
