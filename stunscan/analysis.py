@@ -15,6 +15,7 @@ from rich.console import Console
 
 from stunscan.capture import CaptureError, CaptureReader, is_capture
 from stunscan.display import records_table, summary_panel
+from stunscan.parallel import analyse_in_parallel, plan
 from stunscan.pcap import Analyzer, summarize
 from stunscan.record import CSVWriter, JSONLinesWriter, Record
 
@@ -62,6 +63,7 @@ def run_capture_analysis(
     table_rows: int,
     console: Console,
     errors: Console,
+    workers: int = 1,
 ) -> int:
     """Analyse every capture; returns the number of records written."""
     try:
@@ -80,16 +82,28 @@ def run_capture_analysis(
             writers.append(CSVWriter(_open(stack, csv_out)))
         if json_out:
             writers.append(JSONLinesWriter(_open(stack, json_out)))
+
+        def emit(record: Record) -> None:
+            nonlocal written
+            written += 1
+            for writer in writers:
+                writer.write(record)
+            if len(shown) < table_rows:
+                shown.append(record)
+
         try:
             for path in files:
+                cuts = None if all_messages else plan(path, workers)
+                if cuts:
+                    stats, problem = analyse_in_parallel(path, cuts, emit, analyzer.tally)
+                    analyzer.stats.add(stats)
+                    if problem:
+                        warnings.append(problem)
+                    continue
                 reader = CaptureReader(path)
                 for frame in reader:
                     for record in analyzer.feed(frame):
-                        written += 1
-                        for writer in writers:
-                            writer.write(record)
-                        if len(shown) < table_rows:
-                            shown.append(record)
+                        emit(record)
                 if reader.problem:
                     warnings.append(reader.problem)
         except CaptureError as exc:
@@ -103,7 +117,7 @@ def run_capture_analysis(
         if written > len(shown):
             title += f" (first {len(shown)} shown; --csv or --json for all)"
         console.print(records_table(shown, title))
-    report.print(summary_panel(analyzer.stats, summarize(analyzer)))
+    report.print(summary_panel(analyzer.stats, summarize(analyzer.tally)))
     for warning in warnings:
         errors.print(f"stunscan: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     return written

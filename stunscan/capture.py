@@ -38,6 +38,53 @@ class Frame:
     data: bytes
 
 
+def pcap_boundaries(path: str | Path, parts: int) -> list[int] | None:
+    """Byte offsets that cut a pcap file into ``parts`` runs of whole records, or None.
+
+    Near each cut it looks for an offset where eight records in a row parse as plausible
+    (timestamps within a decade of the first packet's, lengths within the snap length),
+    which random packet bytes do not; None for pcapng, tiny files or no such offset.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(40)
+        if len(head) < 40 or head[:4] not in PCAP_MAGICS:
+            return None
+        order = PCAP_MAGICS[head[:4]][0]
+        snaplen = max(struct.unpack(order + "I", head[16:20])[0], 65535)
+        first_seconds = struct.unpack(order + "I", head[24:28])[0]
+        record = struct.Struct(order + "IIII")
+
+        def plausible_chain(window: bytes, offset: int) -> bool:
+            for _ in range(8):
+                if offset + 16 > len(window):
+                    return False
+                seconds, fraction, caplen, length = record.unpack_from(window, offset)
+                if not (
+                    abs(seconds - first_seconds) < 10 * 365 * 86400
+                    and fraction < 1_000_000_000
+                    and caplen <= min(snaplen, length, MAX_RECORD)
+                ):
+                    return False
+                offset += 16 + caplen
+            return True
+
+        cuts = [24]
+        for part in range(1, parts):
+            target = size * part // parts
+            handle.seek(target)
+            window = handle.read(1 << 20)
+            found = next(
+                (i for i in range(min(len(window), 1 << 18)) if plausible_chain(window, i)), None
+            )
+            if found is None or target + found <= cuts[-1]:
+                return None
+            cuts.append(target + found)
+        cuts.append(size)
+        return cuts
+
+
 def is_capture(head: bytes) -> bool:
     return head[:4] in PCAP_MAGICS or head[:4] == PCAPNG_MAGIC
 
@@ -45,8 +92,12 @@ def is_capture(head: bytes) -> bool:
 class CaptureReader:
     """Iterate over the frames of a pcap or pcapng file."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, start: int | None = None, end: int | None = None) -> None:
+        """``start`` and ``end`` (pcap only) limit reading to the records between two byte
+        offsets, which must be record boundaries (see ``stunscan.parallel``)."""
         self.path = Path(path)
+        self.start = start
+        self.end = end
         self.problem: str | None = None
         self.frames_read = 0
 
@@ -77,7 +128,12 @@ class CaptureReader:
         linktype = struct.unpack(order + "I", header[16:20])[0] & 0x0FFFFFFF
         record = struct.Struct(order + "IIII")
         read = handle.read
-        while True:
+        position = 24
+        if self.start is not None:
+            handle.seek(self.start)
+            position = self.start
+        end = self.end
+        while end is None or position < end:
             head = read(16)
             if len(head) < 16:
                 if head:
@@ -91,6 +147,7 @@ class CaptureReader:
             if len(data) < caplen:
                 self._stop("truncated packet data")
                 return
+            position += 16 + caplen
             self.frames_read += 1
             yield Frame(seconds + fraction * resolution, linktype, data)
 

@@ -156,13 +156,27 @@ def pcap(
         bool, typer.Option("--all-messages", help="A row for every message, not one per server.")
     ] = False,
     table_rows: Annotated[int, typer.Option(help="Rows shown in the terminal table.")] = 50,
+    workers: Annotated[
+        int,
+        typer.Option(help="Processes for one large pcap file (0: one per core, up to 4)."),
+    ] = 0,
 ) -> None:
     """Analyse captures offline: find every STUN message, pair requests with responses,
     compute amplification, write the Shadowserver report. Scapy is not used."""
     from stunscan.analysis import run_capture_analysis
+    from stunscan.parallel import worker_count
 
     try:
-        run_capture_analysis(inputs, csv_out, json_out, all_messages, table_rows, console, errors)
+        run_capture_analysis(
+            inputs,
+            csv_out,
+            json_out,
+            all_messages,
+            table_rows,
+            console,
+            errors,
+            workers or worker_count(),
+        )
     except OSError as exc:
         _fail(f"cannot write output: {exc}")
 

@@ -15,6 +15,7 @@ memory stays flat however long the capture.
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import statistics
 import struct
@@ -67,6 +68,11 @@ class Stats:
     def stun_messages(self) -> int:
         return self.udp_messages + self.tcp_messages
 
+    def add(self, other: Stats) -> None:
+        """Add another run's counts to these (see stunscan.parallel)."""
+        for item in dataclasses.fields(self):
+            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+
     icmp_unreachable: int = 0
     icmp_quoting_stun: int = 0
 
@@ -84,17 +90,19 @@ class Analyzer:
     each message; the full decode runs only for the messages that become records.
     """
 
-    def __init__(self, *, all_messages: bool = False) -> None:
+    def __init__(self, *, all_messages: bool = False, track_unsolicited: bool = False) -> None:
         self.all_messages = all_messages
         self.stats = Stats()
         self.pending: dict[tuple[object, ...], int] = {}
-        self.servers: set[tuple[str, bytes, int]] = set()
-        self.factors: list[float] = []
-        self.families: Counter[int] = Counter()
-        self.software: Counter[str] = Counter()
+        self.tally = ServerTally()
+        self.unsolicited: dict[tuple[object, ...], None] | None = None
+        """With ``track_unsolicited``: the pairing keys of unanswered-for responses, so a
+        merge can pair them with requests another worker saw (see stunscan.parallel)."""
         self.tcp_flows: dict[tuple[bytes, int, bytes, int], _TcpFlow] = {}
         self.turn_flows: dict[tuple[str, bytes, int, bytes, int], None] = {}
         self._out: list[Record] = []
+        if track_unsolicited:
+            self.unsolicited = {}
 
     # -- layers ----------------------------------------------------------------------------
 
@@ -342,23 +350,22 @@ class Analyzer:
                 self._emit(when, transport, data, src, sport, dst, dport, None)
             return
         stats.responses += 1
-        request_size = self.pending.pop((tid, transport, dst, dport, src, sport), None)
+        key = (tid, transport, dst, dport, src, sport)
+        request_size = self.pending.pop(key, None)
         if request_size is None:
             stats.unsolicited += 1
+            if self.unsolicited is not None and len(self.unsolicited) < MAX_PENDING:
+                self.unsolicited[key] = None
         else:
             stats.paired += 1
         server = (transport, src, sport)
-        if server in self.servers:
+        if server in self.tally.servers:
             if self.all_messages:
-                self._emit(when, transport, data, src, sport, dst, dport, request_size)
+                self._emit(when, transport, data, src, sport, dst, dport, request_size, key)
             return
-        record = self._emit(when, transport, data, src, sport, dst, dport, request_size)
-        self.servers.add(server)
-        self.factors.append(record.amplification)
-        self.families[record.family] += 1
-        software = record.software()
-        if software:
-            self.software[software] += 1
+        self.tally.add(
+            server, self._emit(when, transport, data, src, sport, dst, dport, request_size, key)
+        )
 
     def _emit(
         self,
@@ -370,6 +377,7 @@ class Analyzer:
         dst: bytes,
         dport: int,
         request_size: int | None,
+        key: tuple[object, ...] | None = None,
     ) -> Record:
         message = codec.decode(data, datagram=transport == "udp")
         assert message is not None  # peek said it is STUN
@@ -377,6 +385,7 @@ class Analyzer:
         record = Record(
             when, _ip(src), sport, transport, message, message.size, request_size, client
         )
+        record.pair_key = key
         self._out.append(record)
         return record
 
@@ -417,6 +426,25 @@ def _ip(packed: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
 
 
+class ServerTally:
+    """The report's per-server figures: each responding server counted once, with the
+    amplification, family and SOFTWARE of the response that first showed it."""
+
+    def __init__(self) -> None:
+        self.servers: set[object] = set()
+        self.factors: list[float] = []
+        self.families: Counter[int] = Counter()
+        self.software: Counter[str] = Counter()
+
+    def add(self, server: object, record: Record) -> None:
+        self.servers.add(server)
+        self.factors.append(record.amplification)
+        self.families[record.family] += 1
+        software = record.software()
+        if software:
+            self.software[software] += 1
+
+
 @dataclass(slots=True)
 class Summary:
     """The report's own terms: servers per family, amplification, top SOFTWARE."""
@@ -428,13 +456,13 @@ class Summary:
     top_software: list[tuple[str, int]]
 
 
-def summarize(analyzer: Analyzer) -> Summary:
+def summarize(tally: ServerTally) -> Summary:
     """Per responding server, as the report counts: one amplification factor each."""
-    factors = analyzer.factors
+    factors = tally.factors
     return Summary(
-        analyzer.families[4],
-        analyzer.families[6],
+        tally.families[4],
+        tally.families[6],
         statistics.fmean(factors) if factors else None,
         statistics.median(factors) if factors else None,
-        analyzer.software.most_common(5),
+        tally.software.most_common(5),
     )
