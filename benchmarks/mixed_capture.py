@@ -109,7 +109,8 @@ def _udp6(src: str, sport: int, dst: str, dport: int, payload: bytes) -> bytes:
 
 
 def _tcp4(src: str, sport: int, dst: str, dport: int, seq: int, payload: bytes) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x18, 65535, 0, 0) + payload
+    # PSH+ACK+FIN: one message each way on a short connection, as STUN over TCP mostly is
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x19, 65535, 0, 0) + payload
     return _ip4(src, dst, 6, tcp)
 
 
@@ -128,7 +129,7 @@ def generate(path: Path, packets: int, seed: int = 1) -> None:
     t = Templates()
     records = []
     count = 0
-    when = 1_700_000_000
+    when = 1_700_000_000_000_000  # microseconds: 10,000 packets a second, a busy server
     with path.open("wb") as out:
         out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         while count < packets:
@@ -179,8 +180,11 @@ def generate(path: Path, packets: int, seed: int = 1) -> None:
                     _udp4(server, 53, client, cport, t.dns),
                 ]
             for frame in pair:
-                when += 1
-                records.append(struct.pack("<IIII", when, 0, len(frame), len(frame)) + frame)
+                when += 100
+                seconds, micros = divmod(when, 1_000_000)
+                records.append(
+                    struct.pack("<IIII", seconds, micros, len(frame), len(frame)) + frame
+                )
                 count += 1
             if len(records) >= 10000:
                 out.write(b"".join(records))

@@ -18,10 +18,13 @@ import ipaddress
 import itertools
 import multiprocessing
 import os
-from collections.abc import Callable
+import pickle
+import tempfile
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any
 
 from stunscan.capture import CaptureReader, pcap_boundaries
 from stunscan.pcap import Analyzer, ServerTally, Stats
@@ -29,6 +32,8 @@ from stunscan.record import Record
 
 PARALLEL_MIN_BYTES = 32 << 20
 BATCH = 512
+_RECORDS, _DONE = b"R", b"D"
+"""The tag before each pickle on a worker's pipe: a batch of records, or the final state."""
 
 
 def worker_count() -> int:
@@ -51,10 +56,11 @@ def _work(path: Path, start: int, end: int, channel: Any) -> None:
         if out:
             batch.extend(out)
             if len(batch) >= BATCH:
-                channel.send(("records", batch))
+                channel.send_bytes(_RECORDS + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
                 batch = []
-    channel.send(("records", batch))
-    channel.send(("done", (analyzer.stats, analyzer.pending, analyzer.unsolicited, reader.problem)))
+    channel.send_bytes(_RECORDS + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
+    done = (analyzer.stats, analyzer.pending, analyzer.unsolicited, reader.problem)
+    channel.send_bytes(_DONE + pickle.dumps(done, pickle.HIGHEST_PROTOCOL))
     channel.close()
 
 
@@ -66,7 +72,7 @@ def analyse_in_parallel(
     ``tally`` holds the servers already reported (by other files): they are not again.
     """
     context = multiprocessing.get_context("fork")
-    channels = []
+    channels: list[Any] = []
     processes = []
     for start, end in itertools.pairwise(cuts):
         receiver, sender = context.Pipe(duplex=False)
@@ -75,44 +81,70 @@ def analyse_in_parallel(
         sender.close()
         channels.append(receiver)
         processes.append(process)
-    total = Stats()
-    held: list[list[Record]] = [[] for _ in channels]
+    with ExitStack() as stack:
+        # Later runs' records wait, still pickled, in temporary files: memory stays flat.
+        held = [stack.enter_context(tempfile.TemporaryFile()) for _ in channels]
+        try:
+            results = _collect(channels, held, tally, emit)
+        finally:
+            for process in processes:
+                process.join(timeout=0.5)
+                if process.is_alive():
+                    process.kill()
+        return _merge(results, held, tally, emit)
+
+
+def _collect(
+    channels: list[Any],
+    held: Sequence[IO[bytes]],
+    tally: ServerTally,
+    emit: Callable[[Record], None],
+) -> list[Any]:
+    """Drain every pipe as data comes (a full pipe would stall its worker), emitting the
+    first run's records at once and spilling the others' to their files."""
     results: list[Any] = [None] * len(channels)
-    try:
-        # Drain every pipe as data comes (a full pipe would stall its worker), streaming
-        # the first run's records at once and holding the others' until the merge.
-        active: dict[Any, int] = {channel: index for index, channel in enumerate(channels)}
-        while active:
-            for channel in wait(list(active)):
-                index = active[channel]
-                kind, payload = cast(tuple[str, Any], channel.recv())  # type: ignore[union-attr,call-arg]
-                if kind == "done":
-                    results[index] = payload
-                    del active[channel]
-                elif index == 0:
-                    for record in payload:
-                        _emit_new(record, tally, emit)
-                else:
-                    held[index].extend(payload)
-    finally:
-        for process in processes:
-            process.join(timeout=0.5)
-            if process.is_alive():
-                process.kill()
-    earlier_pending: dict[tuple[object, ...], int] = {}
+    active = {channel: index for index, channel in enumerate(channels)}
+    while active:
+        for channel in wait(list(active)):
+            index = active[channel]
+            message = channel.recv_bytes()  # type: ignore[union-attr]
+            if message[:1] == _DONE:
+                results[index] = pickle.loads(message[1:])
+                del active[channel]
+            elif index:
+                held[index].write(len(message).to_bytes(4, "big") + message)
+            else:
+                for record in pickle.loads(message[1:]):
+                    _emit_new(record, tally, emit)
+    return results
+
+
+def _merge(
+    results: list[Any],
+    held: Sequence[IO[bytes]],
+    tally: ServerTally,
+    emit: Callable[[Record], None],
+) -> tuple[Stats, str | None]:
+    """Run by run: pair responses with requests an earlier run left pending, then emit the
+    held records of servers not reported yet."""
+    total = Stats()
+    earlier_pending: dict[tuple[object, ...], tuple[int, float]] = {}
     problem = None
     for index, (stats, pending, unsolicited, problem) in enumerate(results):
         request_sizes = {}
         for key in unsolicited or ():
-            size = earlier_pending.pop(key, None)
-            if size is not None:
-                request_sizes[key] = size
+            request = earlier_pending.pop(key, None)
+            if request is not None:
+                request_sizes[key] = request[0]
         stats.paired += len(request_sizes)
         stats.unsolicited -= len(request_sizes)
-        for record in held[index]:
-            if record.request_size is None and record.pair_key in request_sizes:
-                record.request_size = request_sizes[record.pair_key]
-            _emit_new(record, tally, emit)
+        spill = held[index]
+        spill.seek(0)
+        while size := int.from_bytes(spill.read(4), "big"):
+            for record in pickle.loads(spill.read(size)[1:]):
+                if record.request_size is None and record.pair_key in request_sizes:
+                    record.request_size = request_sizes[record.pair_key]
+                _emit_new(record, tally, emit)
         earlier_pending.update(pending)
         total.add(stats)
         if problem:

@@ -30,8 +30,14 @@ from stunscan.record import Record
 STUN_PORT = 3478
 MAX_PENDING = 100_000
 """Unanswered requests remembered for pairing; the oldest are dropped (as unanswered)."""
+PENDING_TIMEOUT = 60.0
+"""Seconds of capture time after which a request counts as unanswered (RFC 8489 gives up
+after about 40 s)."""
 MAX_FLOWS = 20_000
-"""TCP flows and TURN flows tracked; the oldest are forgotten first."""
+"""TCP flows and TURN channel flows tracked; the oldest are forgotten first."""
+FLOW_TIMEOUT = 600.0
+"""Seconds of capture time a flow stays remembered without traffic (TURN's default
+allocation lifetime)."""
 MAX_FLOW_BUFFER = proto.HEADER_SIZE + proto.MAX_MESSAGE_LENGTH + 2
 """Bytes kept for one TCP flow: room for the largest message, RFC 4571 prefix included."""
 RESPONSE_CLASSES = (proto.MessageClass.SUCCESS_RESPONSE, proto.MessageClass.ERROR_RESPONSE)
@@ -41,6 +47,8 @@ _ETHERNET_VLAN = (0x8100, 0x88A8, 0x9100)
 _IPV6_EXTENSIONS = (0, 43, 60, 44, 51)
 _UDP_HEADER = struct.Struct("!HHH").unpack_from
 _REQUEST = int(proto.MessageClass.REQUEST)
+_CHANNEL_BIND = proto.message_type(0x009, 0)
+"""ChannelBind's type with the class bits masked (0xFEEF clears them)."""
 _INDICATION = int(proto.MessageClass.INDICATION)
 
 
@@ -80,6 +88,7 @@ class Stats:
 @dataclass(slots=True)
 class _TcpFlow:
     next_seq: int
+    last_seen: float
     buffer: bytes = b""
 
 
@@ -93,13 +102,15 @@ class Analyzer:
     def __init__(self, *, all_messages: bool = False, track_unsolicited: bool = False) -> None:
         self.all_messages = all_messages
         self.stats = Stats()
-        self.pending: dict[tuple[object, ...], int] = {}
+        self.pending: dict[tuple[object, ...], tuple[int, float]] = {}
+        """Requests awaiting a response: pairing key -> (size, capture time)."""
         self.tally = ServerTally()
         self.unsolicited: dict[tuple[object, ...], None] | None = None
         """With ``track_unsolicited``: the pairing keys of unanswered-for responses, so a
         merge can pair them with requests another worker saw (see stunscan.parallel)."""
         self.tcp_flows: dict[tuple[bytes, int, bytes, int], _TcpFlow] = {}
-        self.turn_flows: dict[tuple[str, bytes, int, bytes, int], None] = {}
+        self.turn_flows: dict[tuple[str, bytes, int, bytes, int], float] = {}
+        """UDP flows with a TURN channel bound (ChannelBind seen) -> last seen."""
         self._out: list[Record] = []
         if track_unsolicited:
             self.unsolicited = {}
@@ -259,15 +270,20 @@ class Analyzer:
                     sport == STUN_PORT or dport == STUN_PORT or _stream_looks_like_stun(payload)
                 ):
                     return
-                flow = self._track(key, seq)
+                flow = self._track(key, seq, when)
+            flow.last_seen = when
             self._tcp_data(when, flow, seq, payload, key)
         if flags & 0x05 and flow is not None:  # FIN or RST
             self.tcp_flows.pop(key, None)
 
-    def _track(self, key: tuple[bytes, int, bytes, int], seq: int) -> _TcpFlow:
-        if len(self.tcp_flows) >= MAX_FLOWS:
-            self.tcp_flows.pop(next(iter(self.tcp_flows)))
-        flow = self.tcp_flows[key] = _TcpFlow(seq)
+    def _track(self, key: tuple[bytes, int, bytes, int], seq: int, when: float) -> _TcpFlow:
+        flows = self.tcp_flows
+        while flows:
+            oldest = next(iter(flows))
+            if len(flows) < MAX_FLOWS and flows[oldest].last_seen > when - FLOW_TIMEOUT:
+                break
+            self.stats.tcp_bytes_dropped += len(flows.pop(oldest).buffer)
+        flow = flows[key] = _TcpFlow(seq, when)
         return flow
 
     def _tcp_data(
@@ -331,16 +347,18 @@ class Analyzer:
         if kind == proto.CLASSIC_MESSAGE:
             stats.classic_messages += 1
         cls = (msg_type >> 4) & 1 | (msg_type >> 7) & 2
-        method = (msg_type & 0x000F) | (msg_type & 0x00E0) >> 1 | (msg_type & 0x3E00) >> 2
-        if method > 2:  # not Binding or SharedSecret: TURN, so ChannelData may follow
-            self._remember_turn_flow(transport, src, sport, dst, dport)
+        if msg_type & 0xFEEF == _CHANNEL_BIND and transport == "udp":
+            self._remember_turn_flow(when, src, sport, dst, dport)  # ChannelData will follow
         if cls == _REQUEST:
             stats.requests += 1
             pending = self.pending
-            if len(pending) >= MAX_PENDING:
-                pending.pop(next(iter(pending)))
+            while pending:
+                oldest = next(iter(pending))
+                if len(pending) < MAX_PENDING and pending[oldest][1] > when - PENDING_TIMEOUT:
+                    break
+                del pending[oldest]
                 stats.unanswered += 1
-            pending[(tid, transport, src, sport, dst, dport)] = size
+            pending[(tid, transport, src, sport, dst, dport)] = (size, when)
             if self.all_messages:
                 self._emit(when, transport, data, src, sport, dst, dport, None)
             return
@@ -351,8 +369,9 @@ class Analyzer:
             return
         stats.responses += 1
         key = (tid, transport, dst, dport, src, sport)
-        request_size = self.pending.pop(key, None)
-        if request_size is None:
+        request = self.pending.pop(key, None)
+        request_size = None if request is None else request[0]
+        if request is None:
             stats.unsolicited += 1
             if self.unsolicited is not None and len(self.unsolicited) < MAX_PENDING:
                 self.unsolicited[key] = None
@@ -390,16 +409,16 @@ class Analyzer:
         return record
 
     def _remember_turn_flow(
-        self, transport: str, src: bytes, sport: int, dst: bytes, dport: int
+        self, when: float, src: bytes, sport: int, dst: bytes, dport: int
     ) -> None:
         flows = self.turn_flows
-        key = (transport, src, sport, dst, dport)
-        if key in flows:
-            return
-        if len(flows) >= MAX_FLOWS:
-            flows.pop(next(iter(flows)))
-        flows[key] = None
-        flows[(transport, dst, dport, src, sport)] = None
+        while flows:
+            oldest = next(iter(flows))
+            if len(flows) < MAX_FLOWS and flows[oldest] > when - FLOW_TIMEOUT:
+                break
+            del flows[oldest]
+        flows[("udp", src, sport, dst, dport)] = when
+        flows[("udp", dst, dport, src, sport)] = when
 
     def finish(self) -> None:
         """End of capture: requests still pending were never answered."""

@@ -303,16 +303,51 @@ def test_text_on_3478_and_noise_elsewhere_are_not_stun(tmp_path: Path) -> None:
 
 
 def test_channel_data_only_inside_turn_flows(tmp_path: Path) -> None:
+    """Off port 3478, ChannelData counts only on a flow where a channel was bound."""
+    bind = STUN(
+        type="ChannelBind Request",
+        attributes=[
+            make_attribute("CHANNEL-NUMBER", channel=0x4000),
+            make_attribute("XOR-PEER-ADDRESS", address="192.0.2.50", port=9000),
+        ],
+    )
     allocate = STUN(type="Allocate Request", attributes=[make_attribute("REQUESTED-TRANSPORT")])
     channel = b"\x40\x00\x00\x04data"
+
+    def udp(src: str, sport: int, dst: str, dport: int, payload: object) -> Packet:
+        return ether() / IP(src=src, dst=dst) / UDP(sport=sport, dport=dport) / payload
+
     packets = [
-        ether() / IP(src=CLIENT, dst=SERVER) / UDP(sport=5000, dport=5001) / channel,
-        ether() / IP(src=CLIENT, dst=SERVER) / UDP(sport=5000, dport=5001) / allocate,
-        ether() / IP(src=CLIENT, dst=SERVER) / UDP(sport=5000, dport=5001) / channel,
-        ether() / IP(src=SERVER, dst=CLIENT) / UDP(sport=5001, dport=5000) / channel,
+        udp(CLIENT, 5000, SERVER, 5001, channel),  # not yet: no channel bound
+        udp(CLIENT, 5000, SERVER, 5001, allocate),  # an allocation alone binds no channel
+        udp(CLIENT, 5000, SERVER, 5001, channel),
+        udp(CLIENT, 5000, SERVER, 5001, bind),
+        udp(CLIENT, 5000, SERVER, 5001, channel),  # now both directions
+        udp(SERVER, 5001, CLIENT, 5000, channel),
+        udp(SERVER, 5001, CLIENT, 5002, channel),  # another flow
     ]
+    packets[-1].time = packets[-2].time = packets[0].time
     path = tmp_path / "turn.pcap"
     wrpcap(str(path), packets)
     analyzer, _ = analyse(path)
     assert analyzer.stats.channel_data == 2
-    assert analyzer.stats.stun_messages == 3
+    assert analyzer.stats.stun_messages == 4
+
+
+def test_a_request_unanswered_for_a_minute_is_given_up(tmp_path: Path) -> None:
+    first_request, first_response = exchange(lambda p: ether() / p)
+    second_request, _ = (ether() / p for p in exchange())
+    second_request[STUN].transaction_id = b"B" * 12
+    first_request.time, second_request.time, first_response.time = 1000, 1061, 1062
+    path = tmp_path / "late.pcap"
+    wrpcap(str(path), [first_request, second_request, first_response])
+    analyzer, records = analyse(path)
+    assert (analyzer.stats.unanswered, analyzer.stats.unsolicited, analyzer.stats.paired) == (
+        2,
+        1,
+        0,
+    )
+    assert (
+        records[0].request_size is None
+        and records[0].amplification == records[0].response_size / 20
+    )
