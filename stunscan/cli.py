@@ -7,6 +7,8 @@ Scapy is imported inside the commands that use it, never at module level, so tha
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -21,8 +23,19 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-console = Console()
-errors = Console(stderr=True)
+
+
+def _console(stderr: bool = False) -> Console:
+    """On a terminal rich fits the window. Into a file or a pipe there is no window, and
+    folding addresses at rich's default 80 columns only hurts: give tables room there
+    (COLUMNS, if set, still decides)."""
+    stream = sys.stderr if stderr else sys.stdout
+    roomy = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, width=160 if roomy else None)
+
+
+console = _console()
+errors = _console(stderr=True)
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -15,24 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stunscan import protocol as proto
-
-
-def printable(text: str) -> str:
-    """Replace control and format characters (ESC, CR, bidi overrides...) with escapes."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if (
-            code < 0x20
-            or 0x7F <= code < 0xA0
-            or code in (0x200E, 0x200F)
-            or 0x202A <= code <= 0x202E
-            or 0x2066 <= code <= 0x2069
-        ):
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+from stunscan.text import printable
 
 
 def _cell(text: str, style: str = "") -> Text:
@@ -189,30 +172,43 @@ def _address_text(address: Any) -> str:
     return str(address) if address is not None else ""
 
 
+def response_label(message: Any) -> str:
+    """A compact name for a table cell: 'Binding success', 'Allocate error 401'."""
+    name = message.type_name
+    for long, short in ((" Success Response", " success"), (" Error Response", " error")):
+        if name.endswith(long):
+            name = name[: -len(long)] + short
+            break
+    error = message.get("ERROR-CODE") if hasattr(message, "get") else None
+    if error is not None and isinstance(error.decoded, tuple):
+        name += f" {error.decoded[0]}"
+    return name + (" [malformed]" if message.malformed else "")
+
+
+RECORD_COLUMNS = (
+    # header, justify, least width (numbers are never split; the rest folds if it must)
+    ("server", "left", None),
+    ("response", "left", None),
+    ("MAPPED", "left", None),
+    ("XOR-MAPPED", "left", None),
+    ("SOFTWARE", "left", None),
+    ("FINGERPRINT", "left", None),
+    ("bytes", "right", 5),
+    ("amp", "right", 5),
+)
+
+
 def records_table(records: list[Any], title: str) -> Table:
     """Responding servers side by side: MAPPED next to XOR-MAPPED, SOFTWARE, FINGERPRINT,
     amplification (marked * where measured against the 20-byte reference probe)."""
     table = Table(title=title, header_style="bold", title_justify="left")
-    for column in (
-        "server",
-        "response",
-        "MAPPED",
-        "XOR-MAPPED",
-        "SOFTWARE",
-        "FINGERPRINT",
-        "bytes",
-        "amp",
-    ):
-        table.add_column(
-            column, overflow="fold", justify="right" if column in ("bytes", "amp") else "left"
-        )
+    for header, justify, least in RECORD_COLUMNS:
+        table.add_column(header, justify=justify, overflow="fold", min_width=least)  # type: ignore[arg-type]
     for record in records:
         mapped, xor = record.addresses()
         message = record.message
         amplification = f"{record.amplification:.2f}" + ("" if record.request_size else "*")
-        response = _cell(message.type_name + (" [malformed]" if message.malformed else ""))
-        if message.malformed:
-            response.stylize("red")
+        response = _cell(response_label(message), "red" if message.malformed else "")
         server = (
             f"[{record.ip}]:{record.port}" if ":" in record.ip else f"{record.ip}:{record.port}"
         )
@@ -262,4 +258,4 @@ def summary_panel(stats: Any, summary: Any) -> Panel:
         f" {stats.icmp_unreachable} ({stats.icmp_quoting_stun} quoting STUN)"
     )
     grid.add_row("skipped", skipped)
-    return Panel(grid, title="summary", title_align="left")
+    return Panel(grid, title="summary", title_align="left", expand=False)

@@ -103,6 +103,9 @@ class Analyzer:
         self.all_messages = all_messages
         self.stats = Stats()
         self.pending: dict[tuple[object, ...], tuple[int, float]] = {}
+        self.pending_by_client: dict[tuple[object, ...], tuple[object, ...]] = {}
+        """The same requests by (ID, transport, client) only: an answer to CHANGE-REQUEST
+        (RFC 3489, RFC 5780) legitimately comes from another address or port."""
         """Requests awaiting a response: pairing key -> (size, capture time)."""
         self.tally = ServerTally()
         self.unsolicited: dict[tuple[object, ...], None] | None = None
@@ -358,7 +361,12 @@ class Analyzer:
                     break
                 del pending[oldest]
                 stats.unanswered += 1
-            pending[(tid, transport, src, sport, dst, dport)] = (size, when)
+            key = (tid, transport, src, sport, dst, dport)
+            pending[key] = (size, when)
+            by_client = self.pending_by_client
+            if len(by_client) >= MAX_PENDING:
+                del by_client[next(iter(by_client))]
+            by_client[(tid, transport, src, sport)] = key
             if self.all_messages:
                 self._emit(when, transport, data, src, sport, dst, dport, None)
             return
@@ -370,6 +378,12 @@ class Analyzer:
         stats.responses += 1
         key = (tid, transport, dst, dport, src, sport)
         request = self.pending.pop(key, None)
+        moved = False
+        if request is None:
+            asked = self.pending_by_client.pop((tid, transport, dst, dport), None)
+            if asked is not None:
+                request = self.pending.pop(asked, None)
+                moved = request is not None
         request_size = None if request is None else request[0]
         if request is None:
             stats.unsolicited += 1
@@ -378,13 +392,13 @@ class Analyzer:
         else:
             stats.paired += 1
         server = (transport, src, sport)
-        if server in self.tally.servers:
-            if self.all_messages:
-                self._emit(when, transport, data, src, sport, dst, dport, request_size, key)
+        if server in self.tally.servers and not self.all_messages:
             return
-        self.tally.add(
-            server, self._emit(when, transport, data, src, sport, dst, dport, request_size, key)
-        )
+        record = self._emit(when, transport, data, src, sport, dst, dport, request_size, key)
+        if moved:
+            record.extra["answered_from_another_address"] = True
+        if server not in self.tally.servers:
+            self.tally.add(server, record)
 
     def _emit(
         self,
@@ -424,6 +438,7 @@ class Analyzer:
         """End of capture: requests still pending were never answered."""
         self.stats.unanswered += len(self.pending)
         self.pending.clear()
+        self.pending_by_client.clear()
 
 
 def _version_ethertype(data: bytes, offset: int) -> int:

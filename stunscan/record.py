@@ -16,6 +16,7 @@ from typing import IO, Any
 
 from stunscan import protocol as proto
 from stunscan.codec import Message
+from stunscan.text import printable
 
 COLUMNS = (
     "timestamp",
@@ -175,7 +176,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def safe_cell(value: str) -> str:
-    """Defuse a cell a spreadsheet would run as a formula (OWASP: prefix a quote)."""
+    """Control characters escaped (stund ends SOFTWARE with a NUL), and a cell a
+    spreadsheet would run as a formula defused (OWASP: prefix a quote)."""
+    value = printable(value)
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 

@@ -145,11 +145,12 @@ def _running(command: list[str], server: LabServer, folder: Path) -> Iterator[La
 
 
 @contextlib.contextmanager
-def coturn(auth: bool = False, ipv6: bool = True) -> Iterator[LabServer]:
+def coturn(auth: bool = False, ipv6: bool = True, port: int | None = None) -> Iterator[LabServer]:
     """coturn on 127.0.0.1 (and ::1), UDP and TCP; with ``auth``, long-term credentials
-    (alice / secret, realm example.org), so an Allocate without them gets a 401."""
+    (alice / secret, realm example.org), so an Allocate without them gets a 401.
+    ``port`` (and the next) must be free; by default a free pair is chosen."""
     hosts = ("127.0.0.1", "::1") if ipv6 else ("127.0.0.1",)
-    port = free_port_pair(hosts)
+    port = port or free_port_pair(hosts)
     with tempfile.TemporaryDirectory(prefix="stunscan-coturn-") as name:
         folder = Path(name)
         server = LabServer("coturn", "127.0.0.1", port, "127.0.0.1", port + 1, folder / "turn.log")
@@ -173,9 +174,11 @@ def coturn(auth: bool = False, ipv6: bool = True) -> Iterator[LabServer]:
 
 
 @contextlib.contextmanager
-def stund(primary: str = "127.0.0.1", alternate: str = "127.0.0.2") -> Iterator[LabServer]:
+def stund(
+    primary: str = "127.0.0.1", alternate: str = "127.0.0.2", port: int | None = None
+) -> Iterator[LabServer]:
     """Vovida stund (RFC 3489) on two loopback addresses and two ports."""
-    port = free_port_pair((primary, alternate))
+    port = port or free_port_pair((primary, alternate))
     with tempfile.TemporaryDirectory(prefix="stunscan-stund-") as name:
         folder = Path(name)
         server = LabServer("stund", primary, port, alternate, port + 1, folder / "stdout")

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from stunscan.cli import app
-from stunscan.display import printable
 from stunscan.layers import STUN, make_attribute
+from stunscan.text import printable
 
 from corpus import CORPUS, needs_corpus, rfc_vectors
 

@@ -1,0 +1,21 @@
+"""Text from the network made safe to show: one rule for the terminal and the CSV."""
+
+from __future__ import annotations
+
+
+def printable(text: str) -> str:
+    """Replace control and format characters (ESC, CR, bidi overrides...) with escapes."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if (
+            code < 0x20
+            or 0x7F <= code < 0xA0
+            or code in (0x200E, 0x200F)
+            or 0x202A <= code <= 0x202E
+            or 0x2066 <= code <= 0x2069
+        ):
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
