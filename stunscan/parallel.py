@@ -8,8 +8,9 @@ seen in an earlier run is reported once, from its first response. Records of the
 run stream out at once; later runs' wait for the runs before them.
 
 What a cut still loses, and why it is acceptable: a STUN message split across TCP segments
-on both sides of a cut, and ChannelData on a non-STUN port whose TURN Allocate is in an
-earlier run. Both are rare in a file large enough to be split (>= PARALLEL_MIN_BYTES).
+on both sides of a cut; ChannelData on a non-STUN port whose TURN Allocate is in an earlier
+run; an answer to a CHANGE-REQUEST (from another address) whose request is in an earlier
+run. All are rare in a file large enough to be split (>= PARALLEL_MIN_BYTES).
 """
 
 from __future__ import annotations

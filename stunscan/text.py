@@ -5,6 +5,8 @@ from __future__ import annotations
 
 def printable(text: str) -> str:
     """Replace control and format characters (ESC, CR, bidi overrides...) with escapes."""
+    if text.isprintable():  # the usual case, and fast: every character escaped below is not
+        return text
     out = []
     for ch in text:
         code = ord(ch)
