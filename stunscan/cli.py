@@ -194,5 +194,74 @@ def pcap(
         _fail(f"cannot write output: {exc}")
 
 
+@app.command()
+def probe(
+    hosts: Annotated[
+        list[str],
+        typer.Argument(help="HOST, HOST:PORT, IPv6 or [IPv6]:PORT (default port 3478)."),
+    ],
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            "-V",
+            help="Request to send (repeatable): shadowserver, binding, classic, software,"
+            " fingerprint, change-request, padding, allocate, nat. Default: binding.",
+        ),
+    ] = None,
+    all_variants: Annotated[
+        bool, typer.Option("--all-variants", help="Send every variant, then judge the worst.")
+    ] = False,
+    tcp: Annotated[bool, typer.Option("--tcp", help="Ask over TCP as well.")] = False,
+    udp: Annotated[bool, typer.Option("--udp/--no-udp", help="Ask over UDP.")] = True,
+    ipv4: Annotated[bool, typer.Option("-4", help="Only IPv4 addresses of names.")] = False,
+    ipv6: Annotated[bool, typer.Option("-6", help="Only IPv6 addresses of names.")] = False,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds before a request counts as unanswered (0: RFC 8489's 39.5)."),
+    ] = 3.0,
+    rto: Annotated[float, typer.Option(help="Initial retransmission timeout, seconds.")] = 0.5,
+    transmissions: Annotated[
+        int, typer.Option(help="Times a UDP request is sent at most (RFC 8489 Rc).")
+    ] = 7,
+    parallel: Annotated[int, typer.Option(help="Hosts probed at once.")] = 16,
+    csv_out: Annotated[
+        str | None,
+        typer.Option("--csv", help="Write the Shadowserver row of each host here ('-': stdout)."),
+    ] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write one JSON object per host ('-': stdout).")
+    ] = None,
+) -> None:
+    """Probe single hosts: every attribute of the answers decoded, amplification per request
+    variant, the worst case and a plain verdict. Exit 0 if any host answered, else 1."""
+    import socket
+
+    from stunscan.probe import NAMES, Probe, Timing
+    from stunscan.probe.run import run_probes
+
+    chosen = tuple(NAMES) if all_variants else tuple(variant or ("binding",))
+    unknown = [name for name in chosen if name not in NAMES]
+    if unknown:
+        _fail(f"unknown variant {unknown[0]!r} (choose from {', '.join(NAMES)})")
+    if not (udp or tcp):
+        _fail("--no-udp leaves nothing to ask: add --tcp")
+    if ipv4 and ipv6:
+        _fail("-4 and -6 together leave no address")
+    if timeout < 0 or rto <= 0 or transmissions < 1 or parallel < 1:
+        _fail("--timeout must be >= 0, --rto > 0, --transmissions and --parallel >= 1")
+    family = socket.AF_INET if ipv4 else socket.AF_INET6 if ipv6 else socket.AF_UNSPEC
+    settings = Probe(
+        chosen, udp, tcp, Timing(rto=rto, transmissions=transmissions, timeout=timeout)
+    )
+    try:
+        answered = run_probes(hosts, settings, family, parallel, csv_out, json_out, console, errors)
+    except ValueError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write output: {exc}")
+    raise typer.Exit(0 if answered else 1)
+
+
 def main() -> None:
     app()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
@@ -259,3 +260,169 @@ def summary_panel(stats: Any, summary: Any) -> Panel:
     )
     grid.add_row("skipped", skipped)
     return Panel(grid, title="summary", title_align="left", expand=False)
+
+
+# --------------------------------------------------------------------------- stunscan probe
+
+
+def attribute_text(attr: Any) -> str:
+    """A decoded (fast codec) attribute value as a person reads it."""
+    if attr.problem:
+        return f"MALFORMED ({attr.problem}): {_hex(attr.value)}"
+    kind, value = attr.kind, attr.decoded
+    if kind in ("address", "xor-address"):
+        return str(value)
+    if kind == "error-code":
+        return f"{value[0]} {value[1]}"
+    if kind == "attr-list":
+        return ", ".join(proto.attribute_name(code) for code in value)
+    if kind in ("crc32", "u32", "flags"):
+        return f"0x{value:08x}"
+    if kind == "transport":
+        return {17: "UDP (17)", 6: "TCP (6)"}.get(value, str(value))
+    if kind == "empty":
+        return "(empty)"
+    if isinstance(value, bytes):
+        return _hex(value, 32)
+    return str(value)
+
+
+def _wire_text(attr: Any) -> str:
+    """What the value is on the wire, where that differs from the decoded text."""
+    if attr.kind == "xor-address" and not attr.problem:
+        return f"port 0x{attr.value[2:4].hex()}, address {attr.value[4:].hex()} (XORed)"
+    if attr.kind == "address" and not attr.problem:
+        return f"port 0x{attr.value[2:4].hex()}, address {attr.value[4:].hex()}"
+    if attr.kind in ("string", "bytes") or attr.code not in proto.ATTRIBUTES:
+        return _hex(attr.value, 16)
+    return ""
+
+
+def attributes_table(message: Any) -> Table:
+    """Every attribute of an answer, decoded, with its wire form; MAPPED and XOR-MAPPED are
+    compared, since a NAT's ALG that rewrites one and not the other shows up there."""
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    table.add_column("attribute", no_wrap=True)
+    table.add_column("decoded", overflow="fold")
+    table.add_column("on the wire", overflow="fold", style="dim")
+    for attr in message.attributes:
+        style = "red" if attr.problem else ""
+        if attr.code == proto.FINGERPRINT and not attr.problem:
+            value: Text = Text(f"0x{attr.decoded:08x} ").append_text(
+                _check_mark(message.fingerprint)
+            )
+        else:
+            value = _cell(attribute_text(attr), style)
+        code = f"0x{attr.code:04x}" if attr.code >= 0 else "-"
+        table.add_row(_cell(f"{attr.name} ({code})", style), value, _cell(_wire_text(attr)))
+    if message.fingerprint is None:
+        table.add_row("FINGERPRINT", _check_mark(None), "")
+    mapped = message.get("MAPPED-ADDRESS")
+    xor = message.get("XOR-MAPPED-ADDRESS") or message.get(proto.XOR_MAPPED_ADDRESS_LEGACY)
+    if mapped is not None and xor is not None and not (mapped.problem or xor.problem):
+        same = mapped.decoded == xor.decoded
+        table.add_row(
+            "MAPPED vs XOR-MAPPED",
+            Text("agree" if same else "DIFFER", style="green" if same else "bold yellow"),
+            "" if same else "something on the path rewrote the plain MAPPED-ADDRESS",
+        )
+    if message.malformed:
+        table.add_row(Text("malformed", style="bold red"), _cell("; ".join(message.malformed)), "")
+    return table
+
+
+def _endpoint(address: tuple[str, int] | None) -> str:
+    if address is None:
+        return ""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def variants_table(report: Any) -> Table:
+    """One row per request sent: size asked, size answered, amplification, RTT, from where."""
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    for header, justify in (
+        ("variant", "left"),
+        ("", "left"),
+        ("sent", "right"),
+        ("answer", "left"),
+        ("bytes", "right"),
+        ("amp", "right"),
+        ("RTT", "right"),
+        ("note", "left"),
+    ):
+        table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for result in report.results:
+        exchange = result.exchange
+        note: list[str] = []
+        if exchange.sent > 1:
+            note.append(f"sent {exchange.sent} times")
+        if exchange.moved:
+            note.append(f"from {_endpoint(exchange.source)}")
+        if exchange.stray:
+            note.append("stray: " + ", ".join(f"{n} {why}" for why, n in exchange.stray.items()))
+        if exchange.message is None:
+            answer = Text(exchange.failure or "no answer", style="yellow")
+            row: list[Any] = [answer, "", "", ""]
+        else:
+            answer = _cell(response_label(exchange.message))
+            factor = exchange.amplification or 0.0
+            row = [
+                answer,
+                str(len(exchange.answer)),
+                Text(f"{factor:.2f}", style="bold red" if factor > 1 else "green"),
+                f"{exchange.rtt * 1000:.1f} ms" if exchange.rtt is not None else "",
+            ]
+        table.add_row(
+            result.variant,
+            exchange.transport,
+            str(len(exchange.request)),
+            *row,
+            _cell("; ".join(note)),
+        )
+    return table
+
+
+def nat_table(nat: Any) -> Table:
+    """RFC 5780's tests, then what they tell of the path's mapping and filtering."""
+    table = Table.grid(padding=(0, 2))
+    for label, exchange in nat.tests:
+        if exchange.message is None:
+            seen = Text(exchange.failure or "no answer", style="yellow")
+        else:
+            mapped = exchange.message.get("XOR-MAPPED-ADDRESS") or exchange.message.get(
+                "MAPPED-ADDRESS"
+            )
+            shown = attribute_text(mapped) if mapped is not None else "no mapped address"
+            seen = _cell(f"mapped {shown}, answered from {_endpoint(exchange.source)}")
+        table.add_row(_cell(f"{label} -> {_endpoint(exchange.target)}"), seen)
+    if nat.nat is not None:
+        table.add_row("NAT", "none (mapped address is our own)" if not nat.nat else "yes")
+    table.add_row("mapping", nat.mapping or "-")
+    table.add_row("filtering", nat.filtering or "-")
+    for note in nat.notes:
+        table.add_row("note", _cell(note))
+    return table
+
+
+def probe_panel(report: Any) -> Panel:
+    """One host: the requests and answers, every attribute of each kind of answer, the NAT
+    behaviour if asked, and the verdict."""
+    parts: list[Any] = [variants_table(report)]
+    shown_types: set[int] = set()
+    for result in report.results:
+        message = result.exchange.message
+        if message is None or message.msg_type in shown_types:
+            continue
+        shown_types.add(message.msg_type)
+        heading = f"{result.variant} over {result.exchange.transport}: {message.type_name}"
+        parts += [_cell(heading, "bold"), attributes_table(message)]
+    if report.nat is not None:
+        parts += [Text("NAT behaviour (RFC 5780)", style="bold"), nat_table(report.nat), Text("")]
+    verdict = report.verdict()
+    style = "bold red" if verdict.startswith("AMPLIFIER") else "bold"
+    parts.append(Text(verdict, style=style))
+    title = report.target.given
+    if title != str(report.target):
+        title += f" ({report.target})"
+    return Panel(Group(*parts), title=_cell(title), title_align="left")

@@ -1,0 +1,133 @@
+"""``stunscan probe``: ask one host (or a few) every question chosen, and judge the answers.
+
+Plain sockets, no root, no Scapy. For each address: the chosen variants in order over UDP
+(and TCP if asked), then NAT behaviour discovery if asked; the largest amplification seen
+over UDP is the host's worst case, and the verdict says in one line what an operator who
+got a Shadowserver report needs to know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from stunscan.probe.exchange import Exchange, Timing, exchange_tcp, exchange_udp
+from stunscan.probe.nat import NatReport, discover
+from stunscan.probe.targets import Target, TargetError, Unresolved, resolve
+from stunscan.probe.variants import NAMES, NAT, VARIANTS
+
+__all__ = [
+    "NAMES",
+    "HostReport",
+    "Probe",
+    "Target",
+    "TargetError",
+    "Timing",
+    "Unresolved",
+    "VariantResult",
+    "probe_target",
+    "resolve",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What to ask: variants by name, over which transports, on what schedule."""
+
+    variants: tuple[str, ...] = ("binding",)
+    udp: bool = True
+    tcp: bool = False
+    timing: Timing = field(default_factory=Timing)
+
+
+@dataclass(slots=True)
+class VariantResult:
+    """One variant over one transport."""
+
+    variant: str
+    exchange: Exchange
+
+
+@dataclass(slots=True)
+class HostReport:
+    """Everything asked of one address, and what it answered."""
+
+    target: Target
+    results: list[VariantResult] = field(default_factory=list)
+    nat: NatReport | None = None
+
+    @property
+    def answered(self) -> bool:
+        answered = any(r.exchange.answered for r in self.results)
+        return answered or bool(self.nat and self.nat.tests and self.nat.tests[0][1].answered)
+
+    def worst(self) -> VariantResult | None:
+        """The UDP answer with the largest amplification (what a reflector attack uses)."""
+        udp = [r for r in self.results if r.exchange.transport == "udp" and r.exchange.answered]
+        return max(udp, key=lambda r: r.exchange.amplification or 0.0, default=None)
+
+    def stray(self) -> int:
+        return sum(sum(r.exchange.stray.values()) for r in self.results)
+
+    def verdict(self) -> str:
+        """One plain line: is this an amplifier, how bad, is it TURN, does TCP answer."""
+        worst = self.worst()
+        parts: list[str] = []
+        if worst is not None:
+            factor = worst.exchange.amplification or 0.0
+            sizes = f"{len(worst.exchange.request)} bytes draw {len(worst.exchange.answer)}"
+            if factor > 1:
+                parts.append(
+                    f"AMPLIFIER over UDP: {factor:.2f}x at worst ({worst.variant}: {sizes})"
+                )
+            else:
+                parts.append(f"answers over UDP without amplifying ({worst.variant}: {sizes})")
+        elif any(r.exchange.transport == "udp" for r in self.results):
+            failures = {r.exchange.failure for r in self.results if r.exchange.transport == "udp"}
+            parts.append(f"no STUN answer over UDP ({', '.join(sorted(f for f in failures if f))})")
+        if any(_is_turn(r.exchange) for r in self.results):
+            parts.append("a TURN server (Allocate drew 401 with REALM and NONCE)")
+        tcp = [r for r in self.results if r.exchange.transport == "tcp"]
+        if tcp:
+            parts.append(
+                "answers over TCP"
+                if any(r.exchange.answered for r in tcp)
+                else "no STUN answer over TCP"
+            )
+        return "; ".join(parts) or "nothing asked"
+
+
+def _is_turn(exchange: Exchange) -> bool:
+    message = exchange.message
+    if message is None or message.get("ERROR-CODE") is None:
+        return False
+    error = message.get("ERROR-CODE")
+    code = error.decoded[0] if error is not None and isinstance(error.decoded, tuple) else 0
+    return code == 401 and message.get("REALM") is not None and message.get("NONCE") is not None
+
+
+def probe_target(target: Target, probe: Probe) -> HostReport:
+    """Ask ``target`` every variant of ``probe``, UDP first, then TCP, then NAT discovery."""
+    report = HostReport(target)
+    for transport in _transports(probe):
+        for name in _plain(probe.variants):
+            variant = VARIANTS[name]
+            if variant.udp_only and transport == "tcp":
+                continue
+            send = exchange_udp if transport == "udp" else exchange_tcp
+            exchange = send(variant.build(), target.sockaddr, probe.timing)
+            report.results.append(VariantResult(name, exchange))
+    if NAT in probe.variants and probe.udp:
+        report.nat = discover(target.sockaddr, probe.timing)
+    return report
+
+
+def _transports(probe: Probe) -> Iterable[str]:
+    if probe.udp:
+        yield "udp"
+    if probe.tcp:
+        yield "tcp"
+
+
+def _plain(names: Iterable[str]) -> list[str]:
+    return [n for n in names if n != NAT]

@@ -1,0 +1,105 @@
+"""A probed host as data for scripts: the Shadowserver row and a JSON object.
+
+The row is the one the report would hold for this server: the answer to the report's own
+probe if it was sent, else to the first plain Binding that was answered, so that a CSV from
+``stunscan probe`` lines up with one from ``stunscan scan`` or Shadowserver's feed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stunscan.probe import HostReport, VariantResult
+from stunscan.probe.exchange import Exchange
+from stunscan.record import Record
+
+ROW_PREFERENCE = ("shadowserver", "binding", "fingerprint", "software", "classic")
+
+
+def record_of(exchange: Exchange) -> Record | None:
+    """The report's row for one answered exchange."""
+    if exchange.message is None:
+        return None
+    host, port = exchange.target
+    local = exchange.local or ("", 0)
+    client = f"[{local[0]}]:{local[1]}" if ":" in local[0] else f"{local[0]}:{local[1]}"
+    return Record(
+        exchange.answered_at,
+        host,
+        port,
+        exchange.transport,
+        exchange.message,
+        len(exchange.answer),
+        len(exchange.request),
+        client,
+    )
+
+
+def report_row(report: HostReport) -> Record | None:
+    """The one row that stands for this host in the Shadowserver CSV."""
+    answered = [r for r in report.results if r.exchange.answered]
+    for name in ROW_PREFERENCE:
+        for result in answered:
+            if result.variant == name and result.exchange.transport == "udp":
+                return record_of(result.exchange)
+    return record_of(answered[0].exchange) if answered else None
+
+
+def _result_json(result: VariantResult) -> dict[str, Any]:
+    exchange = result.exchange
+    record = record_of(exchange)
+    out: dict[str, Any] = {
+        "variant": result.variant,
+        "transport": exchange.transport,
+        "request_size": len(exchange.request),
+        "sent": exchange.sent,
+        "failure": exchange.failure,
+        "stray": dict(exchange.stray),
+        "rtt_ms": None if exchange.rtt is None else round(exchange.rtt * 1000, 3),
+        "answered_from": list(exchange.source) if exchange.source else None,
+        "moved": exchange.moved,
+    }
+    if record is not None:
+        out["response"] = record.as_json()
+    return out
+
+
+def host_json(report: HostReport) -> dict[str, Any]:
+    """Everything about one host: each exchange, the worst case, NAT behaviour, verdict."""
+    worst = report.worst()
+    out: dict[str, Any] = {
+        "host": report.target.given,
+        "ip": report.target.address,
+        "port": report.target.port,
+        "answered": report.answered,
+        "verdict": report.verdict(),
+        "worst": None
+        if worst is None
+        else {
+            "variant": worst.variant,
+            "amplification": round(worst.exchange.amplification or 0.0, 2),
+            "request_size": len(worst.exchange.request),
+            "response_size": len(worst.exchange.answer),
+        },
+        "results": [_result_json(r) for r in report.results],
+    }
+    if report.nat is not None:
+        nat = report.nat
+        out["nat"] = {
+            "nat": nat.nat,
+            "mapped": str(nat.mapped) if nat.mapped else None,
+            "other_address": str(nat.other) if nat.other else None,
+            "mapping": nat.mapping,
+            "filtering": nat.filtering,
+            "notes": nat.notes,
+            "tests": [
+                {
+                    "test": label,
+                    "to": list(exchange.target),
+                    "answered_from": list(exchange.source) if exchange.source else None,
+                    "failure": exchange.failure,
+                }
+                for label, exchange in nat.tests
+            ],
+        }
+    return out
