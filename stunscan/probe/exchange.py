@@ -179,7 +179,7 @@ def exchange_udp(
                 except OSError as exc:
                     exchange.failure = _send_failure(exc, sock)
                     return exchange
-                exchange.local = exchange.local or sock.getsockname()[:2]
+                exchange.local = exchange.local or _local_endpoint(sock, target)
                 exchange.sent += 1
                 last_sent = time.monotonic()
             wake = min(schedule[0] if schedule else deadline, deadline)
@@ -201,6 +201,22 @@ def exchange_udp(
                 raise
             if _take(exchange, data, source[:2], last_sent):
                 return exchange
+
+
+def source_address(target: tuple[str, int]) -> str:
+    """The source address the kernel picks towards ``target`` (connect() sends nothing)."""
+    family = socket.AF_INET6 if ":" in target[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.connect(target)
+        return str(sock.getsockname()[0])
+
+
+def _local_endpoint(sock: socket.socket, target: tuple[str, int]) -> tuple[str, int]:
+    """Our address as the server sees it (absent a NAT): the wildcard made concrete."""
+    host, port = sock.getsockname()[:2]
+    if host in ("0.0.0.0", "::"):
+        host = source_address(target)
+    return host, port
 
 
 def _send_failure(exc: OSError, sock: socket.socket) -> str:

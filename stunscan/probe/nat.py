@@ -66,13 +66,6 @@ def _other_address(exchange: Exchange) -> proto.Address | None:
     return None
 
 
-def _local_address(target: tuple[str, int], family: int) -> str:
-    """The source address the kernel picks towards ``target`` (no packet is sent)."""
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.connect(target)
-        return str(sock.getsockname()[0])
-
-
 def discover(target: Endpoint, timing: Timing) -> NatReport:
     """Run RFC 5780's mapping and filtering tests against ``target`` over UDP."""
     report = NatReport()
@@ -91,7 +84,7 @@ def discover(target: Endpoint, timing: Timing) -> NatReport:
         if report.mapped is None:
             report.notes.append("test I drew no mapped address: nothing more can be told")
             return report
-        own = (_local_address(target, family), sock.getsockname()[1])
+        own = first.local
         report.nat = (report.mapped.address, report.mapped.port) != own
         if report.other is None:
             report.notes.append(
