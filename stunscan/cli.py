@@ -18,7 +18,8 @@ from stunscan import __version__
 from stunscan import protocol as proto
 
 app = typer.Typer(
-    help="A Scapy-based raw-packet toolkit for STUN: build, dissect, explain.",
+    help="A Scapy-based raw-packet toolkit for STUN: build, dissect, explain, analyse captures,"
+    " probe hosts.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",

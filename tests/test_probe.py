@@ -194,3 +194,15 @@ def test_every_variant_has_a_question_and_builds_valid_stun() -> None:
         assert variant.question
         assert proto.classify(request) in (proto.STUN_MESSAGE, proto.CLASSIC_MESSAGE), name
         assert proto.message_length_field(request) == len(request) - 20
+
+
+def test_an_open_relay_is_called_one() -> None:
+    with coturn() as open_server:  # no credentials asked: Allocate succeeds
+        report = probe_target(
+            Target("open", "127.0.0.1", open_server.port), Probe(("allocate",), timing=QUICK)
+        )
+    (result,) = report.results
+    assert result.exchange.message is not None
+    assert result.exchange.message.type_name == "Allocate Success Response"
+    assert result.exchange.message.get("XOR-RELAYED-ADDRESS") is not None
+    assert "OPEN TURN relay" in report.verdict() and "401" not in report.verdict()

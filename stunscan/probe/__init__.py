@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from stunscan import protocol as proto
 from stunscan.probe.exchange import Exchange, Timing, exchange_tcp, exchange_udp
 from stunscan.probe.nat import NatReport, discover
 from stunscan.probe.targets import Target, TargetError, Unresolved, resolve
 from stunscan.probe.variants import NAMES, NAT, VARIANTS
+
+ALLOCATE_SUCCESS = proto.message_type(0x003, proto.MessageClass.SUCCESS_RESPONSE)
 
 __all__ = [
     "NAMES",
@@ -85,7 +88,9 @@ class HostReport:
         elif any(r.exchange.transport == "udp" for r in self.results):
             failures = {r.exchange.failure for r in self.results if r.exchange.transport == "udp"}
             parts.append(f"no STUN answer over UDP ({', '.join(sorted(f for f in failures if f))})")
-        if any(_is_turn(r.exchange) for r in self.results):
+        if any(_is_open_relay(r.exchange) for r in self.results):
+            parts.append("an OPEN TURN relay: Allocate succeeded without credentials")
+        elif any(_is_turn(r.exchange) for r in self.results):
             parts.append("a TURN server (Allocate drew 401 with REALM and NONCE)")
         tcp = [r for r in self.results if r.exchange.transport == "tcp"]
         if tcp:
@@ -104,6 +109,11 @@ def _is_turn(exchange: Exchange) -> bool:
     error = message.get("ERROR-CODE")
     code = error.decoded[0] if error is not None and isinstance(error.decoded, tuple) else 0
     return code == 401 and message.get("REALM") is not None and message.get("NONCE") is not None
+
+
+def _is_open_relay(exchange: Exchange) -> bool:
+    message = exchange.message
+    return message is not None and message.msg_type == ALLOCATE_SUCCESS
 
 
 def probe_target(target: Target, probe: Probe) -> HostReport:
