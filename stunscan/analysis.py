@@ -6,10 +6,9 @@ that the analyser knows nothing of files, terminals or output formats.
 
 from __future__ import annotations
 
-import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from rich.console import Console
 
@@ -17,7 +16,7 @@ from stunscan.capture import CaptureError, CaptureReader, is_capture
 from stunscan.display import records_table, summary_panel
 from stunscan.parallel import analyse_in_parallel, plan
 from stunscan.pcap import Analyzer, summarize
-from stunscan.record import CSVWriter, JSONLinesWriter, Record
+from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
 
 
 class InputError(Exception):
@@ -49,12 +48,6 @@ def _is_capture_file(path: Path) -> bool:
         raise InputError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _open(stack: ExitStack, target: str) -> IO[str]:
-    if target == "-":
-        return sys.stdout
-    return stack.enter_context(open(target, "w", encoding="utf-8", newline=""))
-
-
 def run_capture_analysis(
     inputs: list[str],
     csv_out: str | None,
@@ -79,9 +72,9 @@ def run_capture_analysis(
     with ExitStack() as stack:
         writers: list[Any] = []
         if csv_out:
-            writers.append(CSVWriter(_open(stack, csv_out)))
+            writers.append(CSVWriter(open_output(stack, csv_out)))
         if json_out:
-            writers.append(JSONLinesWriter(_open(stack, json_out)))
+            writers.append(JSONLinesWriter(open_output(stack, json_out)))
 
         def emit(record: Record) -> None:
             nonlocal written

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
@@ -206,3 +208,10 @@ class JSONLinesWriter:
     def write(self, record: Record) -> None:
         self.stream.write(json.dumps(record.as_json(), ensure_ascii=False) + "\n")
         self.stream.flush()
+
+
+def open_output(stack: ExitStack, target: str) -> IO[str]:
+    """Standard output for '-', else the file (closed with ``stack``), UTF-8, CSV-safe."""
+    if target == "-":
+        return sys.stdout
+    return stack.enter_context(open(target, "w", encoding="utf-8", newline=""))

@@ -44,26 +44,24 @@ class NatReport:
     notes: list[str] = field(default_factory=list)
 
 
-def _mapped(exchange: Exchange) -> proto.Address | None:
+def _first_address(exchange: Exchange, *names: str) -> proto.Address | None:
+    """The first of ``names`` the answer carries as a well-formed address."""
     message = exchange.message
     if message is None:
         return None
-    for name in ("XOR-MAPPED-ADDRESS", "MAPPED-ADDRESS"):
+    for name in names:
         attr = message.get(name)
         if attr is not None and isinstance(attr.decoded, proto.Address):
             return attr.decoded
     return None
+
+
+def _mapped(exchange: Exchange) -> proto.Address | None:
+    return _first_address(exchange, "XOR-MAPPED-ADDRESS", "MAPPED-ADDRESS")
 
 
 def _other_address(exchange: Exchange) -> proto.Address | None:
-    message = exchange.message
-    if message is None:
-        return None
-    for name in ("OTHER-ADDRESS", "CHANGED-ADDRESS"):
-        attr = message.get(name)
-        if attr is not None and isinstance(attr.decoded, proto.Address):
-            return attr.decoded
-    return None
+    return _first_address(exchange, "OTHER-ADDRESS", "CHANGED-ADDRESS")
 
 
 def discover(target: Endpoint, timing: Timing) -> NatReport:

@@ -9,7 +9,6 @@ it finished.
 from __future__ import annotations
 
 import json
-import sys
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import IO, Any
@@ -20,13 +19,7 @@ from stunscan.display import probe_panel
 from stunscan.probe import HostReport, Probe, Unresolved, probe_target, resolve
 from stunscan.probe.output import host_json, report_row
 from stunscan.probe.targets import split_host_port
-from stunscan.record import CSVWriter
-
-
-def _open(stack: ExitStack, target: str) -> IO[str]:
-    if target == "-":
-        return sys.stdout
-    return stack.enter_context(open(target, "w", encoding="utf-8", newline=""))
+from stunscan.record import CSVWriter, open_output
 
 
 def run_probes(
@@ -44,8 +37,8 @@ def run_probes(
         split_host_port(host)  # every target checked before anything is sent
     answered = False
     with ExitStack() as stack:
-        csv_writer = CSVWriter(_open(stack, csv_out)) if csv_out else None
-        json_stream = _open(stack, json_out) if json_out else None
+        csv_writer = CSVWriter(open_output(stack, csv_out)) if csv_out else None
+        json_stream = open_output(stack, json_out) if json_out else None
         show_panels = "-" not in (csv_out, json_out)
         pool = stack.enter_context(ThreadPoolExecutor(max_workers=parallel))
         resolving = [pool.submit(resolve, host, family) for host in hosts]
