@@ -195,10 +195,9 @@ def exchange_udp(
                 exchange.failure = _icmp_error(sock)
                 return exchange
             except OSError as exc:
-                if exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-                    exchange.failure = _icmp_error(sock)
-                    return exchange
-                raise
+                unreachable = exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH)
+                exchange.failure = _icmp_error(sock) if unreachable else f"receive failed: {exc}"
+                return exchange
             if _take(exchange, data, source[:2], last_sent):
                 return exchange
 
