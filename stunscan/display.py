@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stunscan import protocol as proto
-from stunscan.text import printable
+from stunscan.text import endpoint_text, printable
 
 
 def _cell(text: str, style: str = "") -> Text:
@@ -210,9 +210,7 @@ def records_table(records: list[Any], title: str) -> Table:
         message = record.message
         amplification = f"{record.amplification:.2f}" + ("" if record.request_size else "*")
         response = _cell(response_label(message), "red" if message.malformed else "")
-        server = (
-            f"[{record.ip}]:{record.port}" if ":" in record.ip else f"{record.ip}:{record.port}"
-        )
+        server = endpoint_text(record.ip, record.port)
         table.add_row(
             _cell(f"{server}/{record.protocol}"),
             response,
@@ -334,8 +332,7 @@ def attributes_table(message: Any) -> Table:
 def _endpoint(address: tuple[str, int] | None) -> str:
     if address is None:
         return ""
-    host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return endpoint_text(*address)
 
 
 def variants_table(report: Any) -> Table:
@@ -385,15 +382,15 @@ def variants_table(report: Any) -> Table:
 
 def nat_table(nat: Any) -> Table:
     """RFC 5780's tests, then what they tell of the path's mapping and filtering."""
+    from stunscan.probe.nat import mapped_address  # not at the top: pcap needs none of it
+
     table = Table.grid(padding=(0, 2))
     for label, exchange in nat.tests:
         if exchange.message is None:
             seen = Text(exchange.failure or "no answer", style="yellow")
         else:
-            mapped = exchange.message.get("XOR-MAPPED-ADDRESS") or exchange.message.get(
-                "MAPPED-ADDRESS"
-            )
-            shown = attribute_text(mapped) if mapped is not None else "no mapped address"
+            mapped = mapped_address(exchange)
+            shown = str(mapped) if mapped is not None else "no mapped address"
             seen = _cell(f"mapped {shown}, answered from {_endpoint(exchange.source)}")
         table.add_row(_cell(f"{label} -> {_endpoint(exchange.target)}"), seen)
     if nat.nat is not None:

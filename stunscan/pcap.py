@@ -26,6 +26,7 @@ from stunscan import codec
 from stunscan import protocol as proto
 from stunscan.capture import Frame
 from stunscan.record import Record
+from stunscan.text import endpoint_text
 
 STUN_PORT = 3478
 MAX_PENDING = 100_000
@@ -420,7 +421,7 @@ class Analyzer:
     ) -> Record:
         message = codec.decode(data, datagram=transport == "udp")
         assert message is not None  # peek said it is STUN
-        client = f"{_ip(dst)}:{dport}" if len(dst) == 4 else f"[{_ip(dst)}]:{dport}"
+        client = endpoint_text(_ip(dst), dport)
         record = Record(
             when, _ip(src), sport, transport, message, message.size, request_size, client
         )

@@ -599,7 +599,7 @@ def encode_message(
     A 12-byte ID makes an RFC 5389/8489 message (magic cookie first); a 16-byte one a
     classic RFC 3489 message. With ``fingerprint_last`` a FINGERPRINT over everything before
     it ends the message. This is the Scapy-free builder for probes, where Scapy's import
-    time would be most of the run; the layer builds the same bytes (tests/test_probe.py).
+    time would be most of the run; the layer builds the same bytes (tests/test_probe_cli.py).
     """
     if len(transaction_id) == 12:
         ident = MAGIC_COOKIE_BYTES + transaction_id

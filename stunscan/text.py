@@ -1,4 +1,5 @@
-"""Text from the network made safe to show: one rule for the terminal and the CSV."""
+"""Text for people: what the network sent made safe to show (one rule for the terminal and
+the CSV), and host:port written the one way, brackets around IPv6."""
 
 from __future__ import annotations
 
@@ -21,3 +22,8 @@ def printable(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def endpoint_text(host: str, port: int) -> str:
+    """'192.0.2.1:3478' or '[2001:db8::1]:3478'."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -4,6 +4,7 @@ against misbehaving responders: what is taken, what is counted as stray, what fa
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -160,7 +161,6 @@ def test_a_retransmission_draws_the_answer() -> None:
 def test_tcp_to_a_server_that_sends_garbage() -> None:
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
-        import threading
 
         def serve() -> None:
             connection, _ = server.accept()

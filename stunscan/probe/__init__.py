@@ -69,9 +69,6 @@ class HostReport:
         udp = [r for r in self.results if r.exchange.transport == "udp" and r.exchange.answered]
         return max(udp, key=lambda r: r.exchange.amplification or 0.0, default=None)
 
-    def stray(self) -> int:
-        return sum(sum(r.exchange.stray.values()) for r in self.results)
-
     def verdict(self) -> str:
         """One plain line: is this an amplifier, how bad, is it TURN, does TCP answer."""
         worst = self.worst()
@@ -104,11 +101,14 @@ class HostReport:
 
 def _is_turn(exchange: Exchange) -> bool:
     message = exchange.message
-    if message is None or message.get("ERROR-CODE") is None:
+    error = message.get("ERROR-CODE") if message is not None else None
+    if message is None or error is None or not isinstance(error.decoded, tuple):
         return False
-    error = message.get("ERROR-CODE")
-    code = error.decoded[0] if error is not None and isinstance(error.decoded, tuple) else 0
-    return code == 401 and message.get("REALM") is not None and message.get("NONCE") is not None
+    return (
+        error.decoded[0] == 401
+        and message.get("REALM") is not None
+        and message.get("NONCE") is not None
+    )
 
 
 def _is_open_relay(exchange: Exchange) -> bool:

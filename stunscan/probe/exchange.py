@@ -126,6 +126,10 @@ def _take(exchange: Exchange, data: bytes, source: tuple[str, int], started: flo
     return True
 
 
+def family_of(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def udp_socket(family: int) -> socket.socket:
     """An unconnected UDP socket that still hears ICMP errors (IP_RECVERR)."""
     sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -161,11 +165,10 @@ def exchange_udp(
 
     ``sock`` lets several transactions share one local port (NAT behaviour discovery).
     """
-    family = socket.AF_INET6 if ":" in target[0] else socket.AF_INET
     exchange = Exchange("udp", target, request)
     with contextlib.ExitStack() as stack:
         if sock is None:
-            sock = stack.enter_context(udp_socket(family))
+            sock = stack.enter_context(udp_socket(family_of(target[0])))
         schedule = timing.send_times()
         deadline = timing.deadline()
         start = time.monotonic()
@@ -204,8 +207,7 @@ def exchange_udp(
 
 def source_address(target: tuple[str, int]) -> str:
     """The source address the kernel picks towards ``target`` (connect() sends nothing)."""
-    family = socket.AF_INET6 if ":" in target[0] else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+    with socket.socket(family_of(target[0]), socket.SOCK_DGRAM) as sock:
         sock.connect(target)
         return str(sock.getsockname()[0])
 
@@ -226,10 +228,9 @@ def _send_failure(exc: OSError, sock: socket.socket) -> str:
 
 def exchange_tcp(request: bytes, target: tuple[str, int], timing: Timing) -> Exchange:
     """Connect, send ``request`` once, read messages off the stream until ours arrives."""
-    family = socket.AF_INET6 if ":" in target[0] else socket.AF_INET
     exchange = Exchange("tcp", target, request)
     deadline = time.monotonic() + timing.deadline()
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    with socket.socket(family_of(target[0]), socket.SOCK_STREAM) as sock:
         sock.settimeout(max(deadline - time.monotonic(), 0.001))
         try:
             sock.connect(target)

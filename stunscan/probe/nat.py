@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from stunscan import protocol as proto
-from stunscan.probe.exchange import Exchange, Timing, exchange_udp, udp_socket
+from stunscan.probe.exchange import Exchange, Timing, exchange_udp, family_of, udp_socket
 from stunscan.probe.variants import CHANGE_IP, CHANGE_PORT, binding, change_request
 
 ENDPOINT_INDEPENDENT = "endpoint-independent"
@@ -56,7 +56,7 @@ def _first_address(exchange: Exchange, *names: str) -> proto.Address | None:
     return None
 
 
-def _mapped(exchange: Exchange) -> proto.Address | None:
+def mapped_address(exchange: Exchange) -> proto.Address | None:
     return _first_address(exchange, "XOR-MAPPED-ADDRESS", "MAPPED-ADDRESS")
 
 
@@ -67,7 +67,7 @@ def _other_address(exchange: Exchange) -> proto.Address | None:
 def discover(target: Endpoint, timing: Timing) -> NatReport:
     """Run RFC 5780's mapping and filtering tests against ``target`` over UDP."""
     report = NatReport()
-    family = socket.AF_INET6 if ":" in target[0] else socket.AF_INET
+    family = family_of(target[0])
     with udp_socket(family) as sock:
         sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
 
@@ -77,7 +77,7 @@ def discover(target: Endpoint, timing: Timing) -> NatReport:
             return exchange
 
         first = run("I: primary address", binding(), target)
-        report.mapped = _mapped(first)
+        report.mapped = mapped_address(first)
         report.other = _other_address(first)
         if report.mapped is None:
             report.notes.append("test I drew no mapped address: nothing more can be told")
@@ -103,7 +103,7 @@ def _mapping(
 ) -> None:
     """RFC 5780 4.3."""
     if not one_ip:
-        second = _mapped(run("mapping II: alternate IP", binding(), (other_ip, target[1])))
+        second = mapped_address(run("mapping II: alternate IP", binding(), (other_ip, target[1])))
         if second is None:
             report.notes.append("mapping test II drew no answer")
             return
@@ -112,7 +112,9 @@ def _mapping(
             return
     else:
         second = report.mapped
-    third = _mapped(run("mapping III: alternate IP and port", binding(), (other_ip, other_port)))
+    third = mapped_address(
+        run("mapping III: alternate IP and port", binding(), (other_ip, other_port))
+    )
     if third is None:
         report.notes.append("mapping test III drew no answer")
     elif one_ip:

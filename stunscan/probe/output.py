@@ -12,6 +12,7 @@ from typing import Any
 from stunscan.probe import HostReport, VariantResult
 from stunscan.probe.exchange import Exchange
 from stunscan.record import Record
+from stunscan.text import endpoint_text
 
 ROW_PREFERENCE = ("shadowserver", "binding", "fingerprint", "software", "classic")
 
@@ -21,8 +22,7 @@ def record_of(exchange: Exchange) -> Record | None:
     if exchange.message is None:
         return None
     host, port = exchange.target
-    local = exchange.local or ("", 0)
-    client = f"[{local[0]}]:{local[1]}" if ":" in local[0] else f"{local[0]}:{local[1]}"
+    client = endpoint_text(*exchange.local) if exchange.local else ""
     return Record(
         exchange.answered_at,
         host,

@@ -11,6 +11,8 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
+from stunscan.text import endpoint_text
+
 STUN_PORT = 3478
 MAX_ADDRESSES_PER_NAME = 8
 
@@ -28,17 +30,11 @@ class Target:
     port: int
 
     @property
-    def family(self) -> int:
-        return socket.AF_INET6 if ":" in self.address else socket.AF_INET
-
-    @property
     def sockaddr(self) -> tuple[str, int]:
         return self.address, self.port
 
     def __str__(self) -> str:
-        if ":" in self.address:
-            return f"[{self.address}]:{self.port}"
-        return f"{self.address}:{self.port}"
+        return endpoint_text(self.address, self.port)
 
 
 @dataclass(frozen=True, slots=True)

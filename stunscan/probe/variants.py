@@ -1,7 +1,7 @@
 """The requests ``stunscan probe`` can send, one per question a researcher asks a server.
 
 Each variant builds its request bytes with ``protocol.encode_message`` (no Scapy: it would
-be most of a probe's run time); ``tests/test_probe_variants.py`` checks that the Scapy layer
+be most of a probe's run time); ``tests/test_probe_cli.py`` checks that the Scapy layer
 builds the same bytes from the same fields. ``nat`` is not one request but RFC 5780's
 behaviour discovery (``stunscan.probe.nat``), listed here so that it is chosen like the rest.
 """
