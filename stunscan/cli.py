@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -262,6 +263,147 @@ def probe(
     except OSError as exc:
         _fail(f"cannot write output: {exc}")
     raise typer.Exit(0 if answered else 1)
+
+
+@app.command()
+def scan(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(help="Addresses, CIDRs, FIRST-LAST ranges (IPv4/IPv6); '-' reads stdin."),
+    ] = None,
+    port: Annotated[
+        list[str] | None,
+        typer.Option("--port", "-p", help="Ports: 3478, 3478,5349 or 3478-3480 (repeatable)."),
+    ] = None,
+    input_file: Annotated[
+        list[Path] | None,
+        typer.Option("--input-file", "-I", help="File of targets, one a line, # comments."),
+    ] = None,
+    exclude: Annotated[
+        list[Path] | None,
+        typer.Option("--exclude", help="File of addresses/CIDRs/ranges never to probe."),
+    ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="Lift the special-purpose blocklist (RFC 6890) for this CIDR (labs; repeatable).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the target order (repeatable scans, shards).")
+    ] = None,
+    shards: Annotated[int, typer.Option(help="Split the scan into this many disjoint shards.")] = 1,
+    shard: Annotated[int, typer.Option(help="Which shard this run sends (0-based).")] = 0,
+    max_targets: Annotated[int | None, typer.Option(help="Stop after this many targets.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the targets in scan order; send nothing.")
+    ] = False,
+    probe: Annotated[
+        str,
+        typer.Option(
+            help="binding (keyed ID), shadowserver (the report's zero-ID probe),"
+            " classic, software, fingerprint."
+        ),
+    ] = "binding",
+    probes: Annotated[int, typer.Option(help="Probes per target.")] = 1,
+    rate: Annotated[
+        float, typer.Option(help="Packets per second (0: as fast as possible).")
+    ] = 10_000,
+    bandwidth: Annotated[
+        str | None, typer.Option(help="Bits per second instead of --rate: 10M, 1G...")
+    ] = None,
+    cooldown: Annotated[float, typer.Option(help="Seconds to listen after the last probe.")] = 3.0,
+    interface: Annotated[
+        str | None, typer.Option("--interface", "-i", help="Send and capture here.")
+    ] = None,
+    source_ip: Annotated[
+        list[str] | None, typer.Option("--source-ip", "-S", help="Source address (one per family).")
+    ] = None,
+    source_port: Annotated[
+        str | None, typer.Option(help="Source port or LOW-HIGH range (default: one random port).")
+    ] = None,
+    gateway_mac: Annotated[
+        str | None, typer.Option(help="Next hop's MAC, instead of asking the kernel.")
+    ] = None,
+    csv_out: Annotated[
+        str | None, typer.Option("--csv", help="Stream the Shadowserver CSV here ('-': stdout).")
+    ] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Stream JSON lines here ('-': stdout).")
+    ] = None,
+    pcap_out: Annotated[
+        str | None, typer.Option("--pcap-out", help="Keep every received frame in this pcap.")
+    ] = None,
+    table_rows: Annotated[int, typer.Option(help="Servers shown in the terminal table.")] = 20,
+) -> None:
+    """Scan many hosts statelessly: raw probes at a set rate, answers validated by keyed
+    transaction IDs, rows streamed as they arrive. Needs CAP_NET_RAW (root)."""
+    from stunscan.scan.frames import PROBES
+    from stunscan.scan.run import ScanError, ScanOptions, plan_scan
+    from stunscan.scan.run import dry_run as print_targets
+    from stunscan.scan.targets import TargetError, parse_ports
+
+    try:
+        ports = parse_ports(port or ["3478"])
+        source_ports = parse_ports([source_port]) if source_port else (0,)
+    except TargetError as exc:
+        _fail(str(exc))
+    if probe not in PROBES:
+        _fail(f"unknown probe {probe!r} (choose from {', '.join(PROBES)})")
+    if not 1 <= probes <= 255 or rate < 0 or cooldown < 0 or shards < 1:
+        _fail("--probes must be 1 to 255, --rate and --cooldown >= 0, --shards >= 1")
+    if max_targets is not None and max_targets < 0:
+        _fail("--max-targets must be >= 0")
+    options = ScanOptions(
+        targets=targets or [],
+        ports=ports,
+        input_files=input_file or [],
+        exclude_files=exclude or [],
+        allow=allow or [],
+        seed=seed,
+        shards=shards,
+        shard=shard,
+        max_targets=max_targets,
+        probe=probe,
+        probes=probes,
+        rate=rate,
+        bandwidth=_bits_per_second(bandwidth) if bandwidth else None,
+        cooldown=cooldown,
+        interface=interface,
+        source_ips=source_ip or [],
+        source_ports=(source_ports[0], source_ports[-1]),
+        next_hop_mac=gateway_mac,
+        csv_out=csv_out,
+        json_out=json_out,
+        pcap_out=pcap_out,
+        table_rows=table_rows,
+    )
+    try:
+        plan = plan_scan(options)
+        if dry_run:
+            print_targets(plan, options, sys.stdout)
+            return
+        from stunscan.scan.run import run_scan
+
+        run_scan(options, console, errors)
+    except ScanError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+
+
+def _bits_per_second(text: str) -> float:
+    units = {"K": 1e3, "M": 1e6, "G": 1e9}
+    scale = units.get(text[-1:].upper(), 1.0)
+    number = text[:-1] if scale != 1.0 else text
+    try:
+        value = float(number) * scale
+    except ValueError:
+        _fail(f"not a bandwidth: {text!r} (10M, 1G...)")
+    if value <= 0:
+        _fail("--bandwidth must be > 0")
+    return value
 
 
 def main() -> None:

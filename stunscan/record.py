@@ -185,10 +185,12 @@ def safe_cell(value: str) -> str:
 
 
 class CSVWriter:
-    """The Shadowserver CSV, a header then one flushed line per record."""
+    """The Shadowserver CSV, a header then one line per record, flushed per line unless
+    ``autoflush`` is off (the scan's sniffer flushes four times a second)."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], autoflush: bool = True) -> None:
         self.stream = stream
+        self.autoflush = autoflush
         self.writer = csv.writer(stream, lineterminator="\n")
         self.writer.writerow(COLUMNS)
         stream.flush()
@@ -196,17 +198,26 @@ class CSVWriter:
     def write(self, record: Record) -> None:
         row = record.row()
         self.writer.writerow([safe_cell(row[column]) for column in COLUMNS])
+        if self.autoflush:
+            self.stream.flush()
+
+    def flush(self) -> None:
         self.stream.flush()
 
 
 class JSONLinesWriter:
-    """One JSON object per record and line, flushed."""
+    """One JSON object per record and line, flushed as CSVWriter is."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], autoflush: bool = True) -> None:
         self.stream = stream
+        self.autoflush = autoflush
 
     def write(self, record: Record) -> None:
         self.stream.write(json.dumps(record.as_json(), ensure_ascii=False) + "\n")
+        if self.autoflush:
+            self.stream.flush()
+
+    def flush(self) -> None:
         self.stream.flush()
 
 

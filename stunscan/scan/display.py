@@ -1,0 +1,116 @@
+"""What a scan shows a person: the plan, a live progress line, the summary.
+
+Progress is read from the sender's own counters and the sniffer's shared-memory mirror; it
+never touches the probes or answers themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from stunscan.scan.sender import SendStats
+from stunscan.scan.sniffer import COUNTERS, ReceiveStats
+from stunscan.text import printable
+
+_RECEIVED = COUNTERS.index("received")
+_VALID = COUNTERS.index("valid")
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class ScanProgress:
+    """Sent, received, valid, hit rate, packets/s and ETA, as one line."""
+
+    def __init__(self, sent: SendStats, counters: Sequence[int], expected_targets: int) -> None:
+        self.sent = sent
+        self.counters = counters
+        self.expected = max(expected_targets, 1)
+
+    def line(self) -> str:
+        sent = self.sent
+        elapsed = time.perf_counter() - sent.started if sent.started else 0.0
+        rate = sent.sent / elapsed if elapsed > 0 else 0.0
+        received, valid = self.counters[_RECEIVED], self.counters[_VALID]
+        hit = valid / sent.targets if sent.targets else 0.0
+        done = sent.targets / self.expected
+        per_target = elapsed / sent.targets if sent.targets else 0.0
+        eta = _duration((self.expected - sent.targets) * per_target) if sent.targets else "-"
+        return (
+            f"sent {sent.sent:,} ({done:.1%} of {self.expected:,} targets) · received"
+            f" {received:,} · valid {valid:,} · hit rate {hit:.2%} · {rate:,.0f} pkt/s · ETA {eta}"
+        )
+
+    def __rich__(self) -> Text:
+        return Text(self.line())
+
+
+def scan_header(
+    plan: Any, options: Any, routes: dict[int, Any], ports: tuple[int, int], rate: float
+) -> str:
+    """One line before sending: what, from where, how fast, with which seed."""
+    via = ", ".join(f"IPv{v} via {r.interface} from {r.source}" for v, r in sorted(routes.items()))
+    source_ports = str(ports[0]) if ports[0] == ports[1] else f"{ports[0]}-{ports[1]}"
+    shard = f", shard {options.shard} of {options.shards}" if options.shards > 1 else ""
+    pace = f"{rate:,.0f} pkt/s" if rate > 0 else "unlimited rate"
+    return (
+        f"stunscan: scanning {plan.space.addresses:,} addresses x {len(plan.space.ports)} ports"
+        f" ({plan.requested - plan.space.addresses:,} blocklisted or excluded){shard};"
+        f" probe {options.probe} x{options.probes}; {via}, source port {source_ports};"
+        f" {pace}; seed {plan.seed}"
+    )
+
+
+def scan_summary(
+    sent: SendStats, received: ReceiveStats, summary: Any, plan: Any, options: Any
+) -> Panel:
+    """The scan in the report's own terms, and what was sent, received and dropped."""
+    grid = Table.grid(padding=(0, 2))
+
+    def factor(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    elapsed = sent.finished - sent.started
+    grid.add_row(
+        "sent",
+        f"{sent.sent:,} probes to {sent.targets:,} targets in {elapsed:.2f} s"
+        f" ({sent.rate:,.0f} pkt/s){'; send failures ' + str(sent.failed) if sent.failed else ''}"
+        f"{' (interrupted)' if sent.interrupted else ''}",
+    )
+    grid.add_row(
+        "received",
+        f"{received.received:,} packets: valid {received.valid:,}"
+        f" (from another port {received.moved}), duplicates {received.duplicates},"
+        f" bad transaction ID {received.bad_id}, not STUN {received.not_stun}",
+    )
+    grid.add_row(
+        "ICMP unreachable",
+        f"port {received.icmp_port_unreachable}, other {received.icmp_other_unreachable}",
+    )
+    hit = received.valid / sent.targets if sent.targets else 0.0
+    grid.add_row(
+        "servers", f"IPv4 {summary.servers_ipv4}, IPv6 {summary.servers_ipv6} (hit rate {hit:.2%})"
+    )
+    grid.add_row(
+        "amplification",
+        f"mean {factor(summary.mean_amplification)}, median {factor(summary.median_amplification)}",
+    )
+    software = ", ".join(f"{printable(name)} ({count})" for name, count in summary.top_software)
+    grid.add_row("top SOFTWARE", Text(software or "-"))
+    validation = (
+        "address and port only (the report's all-zero transaction ID)"
+        if options.probe == "shadowserver"
+        else "keyed transaction ID"
+    )
+    grid.add_row("validation", validation)
+    shard = f"shard {options.shard} of {options.shards}, " if options.shards > 1 else ""
+    grid.add_row("order", f"{shard}seed {plan.seed} (--seed to repeat it)")
+    return Panel(grid, title="scan summary", title_align="left", expand=False)

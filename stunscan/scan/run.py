@@ -1,0 +1,371 @@
+"""``stunscan scan``: plan the target space, start the sniffer, send, cool down, summarise.
+
+The sniffer runs in a forked process with its own sockets' copy of nothing but the scan's
+parameters; the sender runs here. They share no state about the probes: only a few
+counters in shared memory, for the progress display. Ctrl-C stops the sender; the
+cooldown still runs (a second Ctrl-C cuts it short) and the sniffer drains what the kernel
+holds before it writes the summary, so nothing received is lost.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.live import Live
+
+from stunscan.pcap import ServerTally, summarize
+from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
+from stunscan.scan import display
+from stunscan.scan.frames import WIRE_OVERHEAD, FrameBuilder, build_template
+from stunscan.scan.order import CyclicOrder
+from stunscan.scan.pcapout import PcapWriter
+from stunscan.scan.route import Route, RouteError, find_route
+from stunscan.scan.sender import Sender, SendStats, address_text, open_send_socket
+from stunscan.scan.sniffer import COUNTERS, ReceiveStats, Sniffer, Validator, open_capture
+from stunscan.scan.targets import (
+    TargetError,
+    TargetSpace,
+    blocklist,
+    gather_targets,
+    read_exclusions,
+)
+from stunscan.scan.txid import TransactionKey
+from stunscan.text import endpoint_text
+
+NEEDS_PRIVILEGE = (
+    "stunscan scan needs CAP_NET_RAW (and CAP_NET_ADMIN for its receive buffer) to send and"
+    " capture raw packets: run it as root, or grant them with"
+    " 'setcap cap_net_raw,cap_net_admin+eip' on the Python interpreter"
+)
+LOG_EVERY = 5.0
+
+
+class ScanError(Exception):
+    """Something the user can fix; one line, exit 2."""
+
+
+@dataclass(slots=True)
+class ScanOptions:
+    """Everything ``stunscan scan`` was asked, as the CLI parsed it."""
+
+    targets: list[str]
+    ports: tuple[int, ...] = (3478,)
+    input_files: list[Path] = field(default_factory=list)
+    exclude_files: list[Path] = field(default_factory=list)
+    allow: list[str] = field(default_factory=list)
+    seed: int | None = None
+    shards: int = 1
+    shard: int = 0
+    max_targets: int | None = None
+    probe: str = "binding"
+    probes: int = 1
+    rate: float = 10_000.0
+    bandwidth: float | None = None
+    cooldown: float = 3.0
+    interface: str | None = None
+    source_ips: list[str] = field(default_factory=list)
+    source_ports: tuple[int, int] = (0, 0)
+    next_hop_mac: str | None = None
+    csv_out: str | None = None
+    json_out: str | None = None
+    pcap_out: str | None = None
+    table_rows: int = 20
+
+
+@dataclass(slots=True)
+class ScanPlan:
+    """The target space after the blocklist, and the walk through it."""
+
+    space: TargetSpace
+    order: CyclicOrder
+    seed: int
+    requested: int
+    """Addresses named before the blocklist and exclusions."""
+
+    def walk(self, options: ScanOptions) -> Iterator[int]:
+        return self.order.walk(options.shards, options.shard)
+
+
+def plan_scan(options: ScanOptions) -> ScanPlan:
+    """Parse targets and exclusions; number the space; fix the order from the seed."""
+    if not 0 <= options.shard < options.shards:
+        raise ScanError("--shard must be 0 to --shards - 1")
+    try:
+        targets = gather_targets(options.targets, options.input_files)
+        blocked = blocklist(options.allow, read_exclusions(options.exclude_files))
+    except TargetError as exc:
+        raise ScanError(str(exc)) from None
+    if not targets:
+        raise ScanError("no targets: give addresses, CIDRs or ranges, --input-file, or - for stdin")
+    space = TargetSpace.build(targets, options.ports, blocked)
+    requested = TargetSpace.build(targets, options.ports, []).addresses
+    if space.size == 0:
+        raise ScanError(
+            f"nothing to scan: all {requested} addresses are blocklisted or excluded"
+            " (special-purpose ranges need --allow CIDR)"
+        )
+    seed = options.seed if options.seed is not None else secrets.randbits(48)
+    return ScanPlan(space, CyclicOrder.for_space(space.size, seed), seed, requested)
+
+
+def dry_run(plan: ScanPlan, options: ScanOptions, out: IO[str]) -> int:
+    """Print this shard's targets in scan order, one ``address:port`` a line."""
+    count = 0
+    for index in plan.walk(options):
+        if count == options.max_targets:
+            break
+        version, number, port = plan.space[index]
+        out.write(endpoint_text(address_text(version, number), port) + "\n")
+        count += 1
+    out.flush()
+    return count
+
+
+def _source_for(version: int, options: ScanOptions) -> str | None:
+    for source in options.source_ips:
+        if (":" in source) == (version == 6):
+            return source
+    return None
+
+
+def _routes(space: TargetSpace, options: ScanOptions) -> dict[int, Route]:
+    routes = {}
+    for version in sorted(space.versions()):
+        target = space.first_address(version)
+        assert target is not None
+        try:
+            routes[version] = find_route(
+                target, options.interface, _source_for(version, options), options.next_hop_mac
+            )
+        except RouteError as exc:
+            raise ScanError(str(exc)) from None
+    return routes
+
+
+def _source_ports(options: ScanOptions) -> tuple[int, int]:
+    low, high = options.source_ports
+    if low == 0:
+        low = high = 32768 + secrets.randbelow(28000)
+    return low, high
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """What the sniffer hands back when it is done."""
+
+    stats: ReceiveStats
+    tally: ServerTally
+    shown: list[Record]
+    written: int
+
+
+def _sniff(
+    sniffer: Sniffer,
+    writers: list[Any],
+    pcap: PcapWriter | None,
+    table_rows: int,
+    stop: Any,
+    channel: Any,
+) -> None:
+    """The forked sniffer process: receive, write rows, report back through ``channel``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tally = ServerTally()
+    shown: list[Record] = []
+    written = 0
+
+    def emit(record: Record) -> None:
+        nonlocal written
+        written += 1
+        for writer in writers:
+            writer.write(record)
+        tally.add((record.ip, record.port), record)
+        if len(shown) < table_rows:
+            shown.append(record)
+
+    def flush() -> None:
+        for writer in writers:
+            writer.flush()
+        if pcap is not None:
+            pcap.flush()
+
+    sniffer.emit = emit
+    sniffer.flush = flush
+    stats = sniffer.run(stop.is_set)
+    channel.send(ScanResult(stats, tally, shown, written))
+    channel.close()
+
+
+def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
+    """The whole scan; returns the number of servers found."""
+    plan = plan_scan(options)
+    space = plan.space
+    _check_privilege()
+    template = build_template(options.probe)
+    routes = _routes(space, options)
+    ports = _source_ports(options)
+    try:
+        send_sockets = {v: open_send_socket(r.interface) for v, r in routes.items()}
+        interfaces = sorted({r.interface for r in routes.values()})
+        capture = [open_capture(name, ports) for name in interfaces]
+    except PermissionError:
+        raise ScanError(NEEDS_PRIVILEGE) from None
+    builders = {v: FrameBuilder(r, template) for v, r in routes.items()}
+    rate = options.rate
+    if options.bandwidth:
+        frame = max(b.frame_size for b in builders.values()) + WIRE_OVERHEAD
+        rate = options.bandwidth / (frame * 8)
+    key = TransactionKey(size=16 if template.id_size == 16 else 12)
+    clients = {v: endpoint_text(r.source, ports[0]) for v, r in routes.items()}
+    validator = Validator(space, key, template.id_size > 0, len(template.message), clients)
+    counters = multiprocessing.get_context("fork").Array("Q", len(COUNTERS), lock=False)
+
+    def publish(stats: ReceiveStats) -> None:
+        counters[:] = stats.as_list()
+
+    with ExitStack() as stack:
+        writers: list[Any] = []
+        if options.csv_out:
+            writers.append(CSVWriter(open_output(stack, options.csv_out), autoflush=False))
+        if options.json_out:
+            writers.append(JSONLinesWriter(open_output(stack, options.json_out), autoflush=False))
+        pcap = None
+        if options.pcap_out:
+            pcap = PcapWriter(stack.enter_context(open(options.pcap_out, "wb")))
+        sniffer = Sniffer(
+            capture, validator, lambda r: None, lambda: None, publish, pcap.write if pcap else None
+        )
+        context = multiprocessing.get_context("fork")
+        stop = context.Event()
+        receiving, sending = context.Pipe(duplex=False)
+        child = context.Process(
+            target=_sniff,
+            args=(sniffer, writers, pcap, options.table_rows, stop, sending),
+            daemon=True,
+        )
+        sys.stdout.flush()  # nothing buffered here may be written twice, by both processes
+        sys.stderr.flush()
+        child.start()
+        sending.close()
+        for sock in capture:
+            sock.close()
+        sender = Sender(
+            space,
+            key,
+            builders,
+            send_sockets,
+            probes=options.probes,
+            rate=rate,
+            source_ports=ports,
+            max_targets=options.max_targets,
+        )
+        expected = _expected_targets(plan, options)
+        progress = display.ScanProgress(sender.stats, counters, expected)
+        header = display.scan_header(plan, options, routes, ports, rate)
+        errors.print(header, markup=False, highlight=False, soft_wrap=True)
+        with _progress(progress, errors):
+            sent = sender.run(plan.walk(options))
+            _cooldown(options.cooldown, sent)
+        stop.set()
+        result = _collect(receiving, child)
+    _report(result, sent, plan, options, console, errors)
+    return len(result.tally.servers)
+
+
+def _check_privilege() -> None:
+    """Fail before anything is looked up or sent (finding the next hop may send a packet)."""
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0).close()
+    except PermissionError:
+        raise ScanError(NEEDS_PRIVILEGE) from None
+
+
+def _expected_targets(plan: ScanPlan, options: ScanOptions) -> int:
+    share = plan.order.shard_length(options.shards, options.shard)
+    share = min(share, -(-plan.space.size // options.shards))
+    return share if options.max_targets is None else min(share, options.max_targets)
+
+
+def _cooldown(seconds: float, sent: SendStats) -> None:
+    """Wait for late answers; a Ctrl-C here ends the wait, not the scan."""
+    try:
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        sent.interrupted = True
+
+
+def _collect(receiving: Any, child: Any) -> ScanResult:
+    while True:
+        try:
+            result: ScanResult = receiving.recv()
+            break
+        except KeyboardInterrupt:  # the sniffer is draining: let it finish
+            continue
+        except EOFError:
+            raise ScanError("the sniffer process ended without a result") from None
+    child.join()
+    return result
+
+
+class _progress:
+    """A rich live line on a terminal; a log line every few seconds otherwise."""
+
+    def __init__(self, progress: display.ScanProgress, errors: Console) -> None:
+        self.progress = progress
+        self.errors = errors
+        self.live: Live | None = None
+        self.timer: Any = None
+
+    def __enter__(self) -> None:
+        if self.errors.is_terminal:
+            self.live = Live(self.progress, console=self.errors, refresh_per_second=4)
+            self.live.__enter__()
+        else:
+            import threading
+
+            self.done = threading.Event()
+            self.timer = threading.Thread(target=self._log, daemon=True)
+            self.timer.start()
+
+    def _log(self) -> None:
+        while not self.done.wait(LOG_EVERY):
+            self.errors.print(self.progress.line(), markup=False, highlight=False, soft_wrap=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+        else:
+            self.done.set()
+            self.timer.join()
+
+
+def _report(
+    result: ScanResult,
+    sent: SendStats,
+    plan: ScanPlan,
+    options: ScanOptions,
+    console: Console,
+    errors: Console,
+) -> None:
+    from stunscan.display import records_table
+
+    to_stdout = "-" in (options.csv_out, options.json_out)
+    out = errors if to_stdout else console
+    if not to_stdout and options.table_rows:
+        title = f"responding servers: {result.written}"
+        if result.written > len(result.shown):
+            title += f" (first {len(result.shown)} shown; --csv or --json for all)"
+        out.print(records_table(result.shown, title))
+    out.print(display.scan_summary(sent, result.stats, summarize(result.tally), plan, options))
+    if sent.interrupted:
+        errors.print("stunscan: interrupted: every answer received is in the output", markup=False)

@@ -1,0 +1,138 @@
+"""The sender: walk the target order, one raw frame per probe, at the asked rate.
+
+It knows the key, the order and the routes; it keeps nothing about what it sent (the
+sniffer validates answers from the key alone). Frames go out through AF_PACKET sockets,
+one per interface, bypassing the kernel's routing per packet as zmap does. Pacing is a
+schedule, not a sleep per packet: packet ``n`` is due at ``start + n / rate``; the loop
+sleeps only when it is more than a millisecond ahead, so the rate holds on average to
+well within 5% whatever the granularity of ``sleep`` (tests/test_scan_lab.py measures it
+from a capture of what was sent).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from stunscan.scan.frames import FrameBuilder
+from stunscan.scan.targets import TargetSpace
+from stunscan.scan.txid import TransactionKey
+
+ETH_P_ALL = 0x0003
+SLEEP_AHEAD = 0.001
+SEND_RETRIES = 100
+"""A full transmit queue (ENOBUFS) is waited out this many times, 100 µs each, per frame."""
+
+
+@dataclass(slots=True)
+class SendStats:
+    """What the sender did; ``sent`` is read live by the progress display."""
+
+    targets: int = 0
+    sent: int = 0
+    failed: int = 0
+    started: float = 0.0
+    finished: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def rate(self) -> float:
+        elapsed = self.finished - self.started
+        return self.sent / elapsed if elapsed > 0 and self.sent > 1 else 0.0
+
+
+def open_send_socket(interface: str) -> socket.socket:
+    """An AF_PACKET socket bound to ``interface`` that receives nothing (protocol 0)."""
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    sock.bind((interface, 0))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    return sock
+
+
+class Sender:
+    """Frames for every index of ``order``, through the builder and socket of its family."""
+
+    def __init__(
+        self,
+        space: TargetSpace,
+        key: TransactionKey,
+        builders: dict[int, FrameBuilder],
+        sockets: dict[int, socket.socket],
+        *,
+        probes: int = 1,
+        rate: float = 0.0,
+        source_ports: tuple[int, int] = (40000, 40000),
+        max_targets: int | None = None,
+    ) -> None:
+        self.space = space
+        self.key = key
+        self.builders = builders
+        self.sockets = sockets
+        self.probes = probes
+        self.rate = rate
+        self.source_ports = source_ports
+        self.max_targets = max_targets
+        self.stats = SendStats()
+
+    def run(
+        self, order: Iterable[int], should_stop: Callable[[], bool] = lambda: False
+    ) -> SendStats:
+        """Send until the order or ``max_targets`` is exhausted, or ``should_stop()``."""
+        stats = self.stats
+        stats.started = time.perf_counter()
+        space, key, probes = self.space, self.key, self.probes
+        builders, sockets = self.builders, self.sockets
+        low, high = self.source_ports
+        span = high - low + 1
+        keyed = next(iter(builders.values())).template.id_size
+        fixed_id = bytes(12)
+        interval = 1.0 / self.rate if self.rate > 0 else 0.0
+        start = stats.started
+        limit = self.max_targets if self.max_targets is not None else -1
+        packed: dict[int, Callable[[int], bytes]] = {
+            4: lambda a: a.to_bytes(4, "big"),
+            6: lambda a: a.to_bytes(16, "big"),
+        }
+        try:
+            for index in order:
+                if stats.targets == limit or should_stop():
+                    break
+                version, number, port = space[index]
+                address = packed[version](number)
+                builder, sock = builders[version], sockets[version]
+                stats.targets += 1
+                for probe in range(probes):
+                    transaction_id = key.transaction_id(address, port, probe) if keyed else fixed_id
+                    frame = builder.frame(address, port, low + stats.sent % span, transaction_id)
+                    if interval:
+                        ahead = start + stats.sent * interval - time.perf_counter()
+                        if ahead > SLEEP_AHEAD:
+                            time.sleep(ahead)
+                    if self._send(sock, frame):
+                        stats.sent += 1
+                    else:
+                        stats.failed += 1
+        except KeyboardInterrupt:
+            stats.interrupted = True
+        stats.finished = time.perf_counter()
+        return stats
+
+    @staticmethod
+    def _send(sock: socket.socket, frame: bytes) -> bool:
+        for _ in range(SEND_RETRIES):
+            try:
+                sock.send(frame)
+                return True
+            except OSError as exc:
+                if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
+                    raise
+                time.sleep(0.0001)
+        return False
+
+
+def address_text(version: int, number: int) -> str:
+    return str(ipaddress.IPv6Address(number) if version == 6 else ipaddress.IPv4Address(number))

@@ -1,0 +1,264 @@
+"""What a scan may touch: target parsing, the blocklist, and the target space as numbers.
+
+Targets are kept as merged ranges of integers per family, never as lists of addresses, so a
+/8 or a /104 costs a few tuples. Subtracting the blocklist and ``--exclude`` happens on
+those ranges, before anything is sent: an address that is not in the final space has no
+index, so the sender cannot reach it (``tests/test_scan_lab.py`` captures every packet sent
+to check exactly that). The order of a scan is :mod:`stunscan.scan.order`'s business.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+SPECIAL_PURPOSE: tuple[tuple[str, str], ...] = (
+    # IPv4: RFC 6890 and the IANA special-purpose registry that continues it
+    ("0.0.0.0/8", "this network (RFC 791)"),
+    ("10.0.0.0/8", "private (RFC 1918)"),
+    ("100.64.0.0/10", "shared address space (RFC 6598)"),
+    ("127.0.0.0/8", "loopback (RFC 1122)"),
+    ("169.254.0.0/16", "link local (RFC 3927)"),
+    ("172.16.0.0/12", "private (RFC 1918)"),
+    ("192.0.0.0/24", "IETF protocol assignments (RFC 6890)"),
+    ("192.0.2.0/24", "documentation TEST-NET-1 (RFC 5737)"),
+    ("192.31.196.0/24", "AS112-v4 (RFC 7535)"),
+    ("192.52.193.0/24", "AMT (RFC 7450)"),
+    ("192.88.99.0/24", "deprecated 6to4 relay anycast (RFC 7526)"),
+    ("192.168.0.0/16", "private (RFC 1918)"),
+    ("192.175.48.0/24", "direct delegation AS112 (RFC 7534)"),
+    ("198.18.0.0/15", "benchmarking (RFC 2544)"),
+    ("198.51.100.0/24", "documentation TEST-NET-2 (RFC 5737)"),
+    ("203.0.113.0/24", "documentation TEST-NET-3 (RFC 5737)"),
+    ("224.0.0.0/4", "multicast (RFC 5771)"),
+    ("240.0.0.0/4", "reserved (RFC 1112)"),
+    ("255.255.255.255/32", "limited broadcast (RFC 919)"),
+    # IPv6
+    ("::/127", "unspecified and loopback (RFC 4291)"),
+    ("::ffff:0:0/96", "IPv4-mapped (RFC 4291)"),
+    ("64:ff9b:1::/48", "local-use IPv4/IPv6 translation (RFC 8215)"),
+    ("100::/64", "discard-only (RFC 6666)"),
+    ("2001::/23", "IETF protocol assignments (RFC 2928)"),
+    ("2001:db8::/32", "documentation (RFC 3849)"),
+    ("2002::/16", "6to4 (RFC 3056)"),
+    ("3fff::/20", "documentation (RFC 9637)"),
+    ("5f00::/16", "segment routing SIDs (RFC 9602)"),
+    ("fc00::/7", "unique local (RFC 4193)"),
+    ("fe80::/10", "link local (RFC 4291)"),
+    ("ff00::/8", "multicast (RFC 4291)"),
+)
+"""Never scanned unless ``--allow`` names them: nobody answers STUN for the public there,
+and probing them is at best noise, at worst someone's private network."""
+
+
+class TargetError(ValueError):
+    """A target, port or exclusion the user wrote that cannot be read (one line, exit 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Addresses ``first``..``last`` (inclusive) of one family, as integers."""
+
+    version: int
+    first: int
+    last: int
+
+    @property
+    def size(self) -> int:
+        return self.last - self.first + 1
+
+
+def _network(text: str) -> Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise TargetError(f"not an address or CIDR: {text!r}") from None
+
+
+def parse_target(text: str) -> Span:
+    """One target: ``ADDRESS``, ``CIDR`` or ``FIRST-LAST`` (IPv4 or IPv6)."""
+    text = text.strip()
+    if "-" in text and "/" not in text:
+        low, _, high = text.partition("-")
+        try:
+            first, last = ipaddress.ip_address(low.strip()), ipaddress.ip_address(high.strip())
+        except ValueError:
+            raise TargetError(f"not an address range: {text!r}") from None
+        if first.version != last.version or int(first) > int(last):
+            raise TargetError(f"not an address range (FIRST-LAST, one family): {text!r}")
+        return Span(first.version, int(first), int(last))
+    network = _network(text)
+    if "/" not in text and not _is_address(text):
+        raise TargetError(f"not an address or CIDR: {text!r}")
+    return Span(network.version, int(network.network_address), int(network.broadcast_address))
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_lines(source: TextIO | Path) -> Iterator[str]:
+    """Non-empty lines without ``#`` comments, from a file or a stream (stdin)."""
+    if isinstance(source, Path):
+        try:
+            stream: TextIO = source.open(encoding="utf-8")
+        except OSError as exc:
+            raise TargetError(f"cannot read {source}: {exc.strerror}") from None
+        with stream:
+            yield from _clean(stream)
+    else:
+        yield from _clean(source)
+
+
+def _clean(stream: TextIO) -> Iterator[str]:
+    for line in stream:
+        text = line.split("#", 1)[0].strip()
+        if text:
+            yield from text.split()
+
+
+def gather_targets(items: Iterable[str], files: Iterable[Path] = ()) -> list[Span]:
+    """Targets from the command line (``-`` reads stdin) and from files."""
+    spans: list[Span] = []
+    for item in items:
+        if item == "-":
+            spans.extend(parse_target(t) for t in read_lines(sys.stdin))
+        else:
+            spans.append(parse_target(item))
+    for path in files:
+        spans.extend(parse_target(t) for t in read_lines(path))
+    return spans
+
+
+def parse_ports(texts: Iterable[str]) -> tuple[int, ...]:
+    """``3478``, ``3478,5349`` or ``3478-3480``; sorted, without repeats."""
+    ports: set[int] = set()
+    for text in texts:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            try:
+                first, last = int(low), int(high or low)
+            except ValueError:
+                raise TargetError(f"not a port or port range: {part!r}") from None
+            if not 1 <= first <= last <= 65535:
+                raise TargetError(f"ports are 1 to 65535: {part!r}")
+            ports.update(range(first, last + 1))
+    if not ports:
+        raise TargetError("no port to scan")
+    return tuple(sorted(ports))
+
+
+def merge(spans: Iterable[Span]) -> list[Span]:
+    """Sorted, overlapping and adjacent spans joined, so no address is counted twice."""
+    merged: list[Span] = []
+    for span in sorted(spans, key=lambda s: (s.version, s.first)):
+        if merged and merged[-1].version == span.version and span.first <= merged[-1].last + 1:
+            if span.last > merged[-1].last:
+                merged[-1] = Span(span.version, merged[-1].first, span.last)
+        else:
+            merged.append(span)
+    return merged
+
+
+def subtract(spans: list[Span], holes: list[Span]) -> list[Span]:
+    """``spans`` minus ``holes`` (both merged)."""
+    result: list[Span] = []
+    for span in spans:
+        pieces = [span]
+        for hole in holes:
+            if hole.version != span.version:
+                continue
+            next_pieces = []
+            for piece in pieces:
+                if hole.last < piece.first or hole.first > piece.last:
+                    next_pieces.append(piece)
+                    continue
+                if piece.first < hole.first:
+                    next_pieces.append(Span(piece.version, piece.first, hole.first - 1))
+                if hole.last < piece.last:
+                    next_pieces.append(Span(piece.version, hole.last + 1, piece.last))
+            pieces = next_pieces
+        result.extend(pieces)
+    return result
+
+
+def blocklist(allow: Iterable[str] = (), exclude: Iterable[Span] = ()) -> list[Span]:
+    """The special-purpose ranges minus what ``--allow`` lifts, plus ``--exclude``."""
+    special = merge(parse_target(cidr) for cidr, _ in SPECIAL_PURPOSE)
+    lifted = merge(parse_target(text) for text in allow)
+    return merge([*subtract(special, lifted), *exclude])
+
+
+def read_exclusions(paths: Iterable[Path]) -> list[Span]:
+    """``--exclude`` files: one address, CIDR or range per line, ``#`` comments."""
+    return [parse_target(line) for path in paths for line in read_lines(path)]
+
+
+class TargetSpace:
+    """Every (address, port) of a scan, numbered 0..size-1 without listing them.
+
+    Index ``i`` is address ``i // len(ports)`` of the spans (in order) and port
+    ``ports[i % len(ports)]``, found by bisecting the spans' running totals.
+    """
+
+    def __init__(self, spans: list[Span], ports: tuple[int, ...]) -> None:
+        self.spans = spans
+        self.ports = ports
+        self._starts: list[int] = []
+        self._keys = [(span.version, span.first) for span in spans]
+        total = 0
+        for span in spans:
+            self._starts.append(total)
+            total += span.size
+        self.addresses = total
+        self.size = total * len(ports)
+
+    @classmethod
+    def build(cls, targets: list[Span], ports: tuple[int, ...], blocked: list[Span]) -> TargetSpace:
+        return cls(subtract(merge(targets), blocked), ports)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def address(self, index: int) -> tuple[int, int]:
+        """(version, address as an integer) of address number ``index``."""
+        where = bisect.bisect_right(self._starts, index) - 1
+        span = self.spans[where]
+        return span.version, span.first + index - self._starts[where]
+
+    def __getitem__(self, index: int) -> tuple[int, int, int]:
+        """(version, address, port) of target ``index``."""
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        count = len(self.ports)
+        version, address = self.address(index // count)
+        return version, address, self.ports[index % count]
+
+    def contains(self, version: int, address: int) -> bool:
+        """Whether an address is one this scan targets (for answers to the zero-ID probe)."""
+        where = bisect.bisect_right(self._keys, (version, address)) - 1
+        if where < 0:
+            return False
+        span = self.spans[where]
+        return span.version == version and address <= span.last
+
+    def versions(self) -> set[int]:
+        return {span.version for span in self.spans}
+
+    def first_address(self, version: int) -> str | None:
+        """Some target of this family, to find the route the scan will take."""
+        for span in self.spans:
+            if span.version == version:
+                return str(ipaddress.ip_address(span.first))
+        return None
