@@ -104,7 +104,6 @@ class Sender:
                 version, number, port = space[index]
                 address = packed[version](number)
                 builder, sock = builders[version], sockets[version]
-                stats.targets += 1
                 for probe in range(probes):
                     transaction_id = key.transaction_id(address, port, probe) if keyed else fixed_id
                     frame = builder.frame(address, port, low + stats.sent % span, transaction_id)
@@ -116,6 +115,7 @@ class Sender:
                         stats.sent += 1
                     else:
                         stats.failed += 1
+                stats.targets += 1
         except KeyboardInterrupt:
             stats.interrupted = True
         stats.finished = time.perf_counter()
