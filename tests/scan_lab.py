@@ -116,7 +116,7 @@ class Lab:
         self.processes.clear()
 
 
-def _build(lab: Lab) -> None:
+def _build(lab: Lab, routed: tuple[str, ...]) -> None:
     scanner, name = lab.scanner, lab.lab
     for namespace in (scanner, name):
         _run("ip", "netns", "add", namespace)
@@ -130,7 +130,7 @@ def _build(lab: Lab) -> None:
         _run("ip", "-n", namespace, "addr", "add", f"{v4}/24", "dev", device)
         _run("ip", "-n", namespace, "addr", "add", f"{v6}/64", "dev", device, "nodad")
         _run("ip", "-n", namespace, "link", "set", device, "up")
-    for prefix in ROUTED:
+    for prefix in routed:
         via = LAB_V6 if ":" in prefix else LAB_V4
         _run("ip", "-n", scanner, "route", "add", prefix, "via", via)
     for address in (COTURN_V4, STUND_PRIMARY, STUND_ALTERNATE, FORGED, MOVED, SPOOFED, SPOOFER,
@@ -162,13 +162,15 @@ def _servers(lab: Lab) -> None:
 
 
 @contextlib.contextmanager
-def scan_lab(servers: bool = True) -> Iterator[Lab]:
-    """The lab, built, (optionally) with its servers up; all of it removed afterwards."""
+def scan_lab(servers: bool = True, routed: tuple[str, ...] = ROUTED) -> Iterator[Lab]:
+    """The lab, built, (optionally) with its servers up; all of it removed afterwards.
+    ``routed``: the prefixes the scanner reaches through the lab (documentation or
+    benchmark ranges only)."""
     suffix = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="stunscan-lab-") as folder:
         lab = Lab(f"stunscan-scanner-{suffix}", f"stunscan-lab-{suffix}", Path(folder))
         try:
-            _build(lab)
+            _build(lab, routed)
             if servers:
                 _servers(lab)
             yield lab
