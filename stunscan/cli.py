@@ -20,7 +20,7 @@ from stunscan import protocol as proto
 
 app = typer.Typer(
     help="A Scapy-based raw-packet toolkit for STUN: build, dissect, explain, analyse captures,"
-    " probe hosts.",
+    " probe hosts, scan networks.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",

@@ -30,6 +30,8 @@ from scan_lab import (
     SCANNER_V4,
     SCANNER_V6,
     SPOOFER,
+    STUND_ALTERNATE,
+    STUND_PRIMARY,
     Lab,
     available,
     scan_lab,
@@ -241,3 +243,18 @@ def test_the_kernel_filter_passes_only_answers_to_our_ports_and_unreachables(lab
     # unreachables (nothing listens on either port), never the UDP outside the range
     expected = ["0800:11", "0800:01", "0800:01", "86dd:11", "86dd:3a", "86dd:3a"]
     assert result.stdout.strip() == str(sorted(expected))
+
+
+def test_classic_probe_finds_the_rfc3489_server(lab: Lab, tmp_path: Path) -> None:
+    """A 16-byte keyed ID in a cookie-less request: stund (RFC 3489) echoes it whole."""
+    out_json = tmp_path / "s.jsonl"
+    result = scan(
+        lab, "203.0.113.16/28", *ALLOW, "--probe", "classic", "--rate", "2000",
+        "--cooldown", "1", "--json", str(out_json),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    details = {d["ip"]: d for d in map(json.loads, out_json.read_text().splitlines())}
+    assert {STUND_PRIMARY, STUND_ALTERNATE} <= set(details)
+    stund = details[STUND_PRIMARY]
+    assert len(stund["transaction_id"]) == 32 and stund["type_name"] == "Binding Success Response"
+    assert stund["mapped_address"] == stund["xor_mapped_address"] == SCANNER_V4
