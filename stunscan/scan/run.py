@@ -171,7 +171,9 @@ class ScanResult:
 
 
 def _sniff(
-    sniffer: Sniffer,
+    capture: list[Any],
+    validator: Validator,
+    publish: Any,
     writers: list[Any],
     pcap: PcapWriter | None,
     table_rows: int,
@@ -199,9 +201,8 @@ def _sniff(
         if pcap is not None:
             pcap.flush()
 
-    sniffer.emit = emit
-    sniffer.flush = flush
-    stats = sniffer.run(stop.is_set)
+    keep = pcap.write if pcap is not None else None
+    stats = Sniffer(capture, validator, emit, flush, publish, keep).run(stop.is_set)
     channel.send(ScanResult(stats, tally, shown, written))
     channel.close()
 
@@ -242,15 +243,12 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
         pcap = None
         if options.pcap_out:
             pcap = PcapWriter(stack.enter_context(open(options.pcap_out, "wb")))
-        sniffer = Sniffer(
-            capture, validator, lambda r: None, lambda: None, publish, pcap.write if pcap else None
-        )
         context = multiprocessing.get_context("fork")
         stop = context.Event()
         receiving, sending = context.Pipe(duplex=False)
         child = context.Process(
             target=_sniff,
-            args=(sniffer, writers, pcap, options.table_rows, stop, sending),
+            args=(capture, validator, publish, writers, pcap, options.table_rows, stop, sending),
             daemon=True,
         )
         sys.stdout.flush()  # nothing buffered here may be written twice, by both processes
