@@ -17,10 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stunscan import codec
-from stunscan.layers import STUN, STUNClassic
+from stunscan.layers import STUN, STUNClassic, make_attribute
+from stunscan.record import Record
 from stunscan.scan.frames import PROBES, FrameBuilder, build_template
 from stunscan.scan.order import CyclicOrder, is_prime, safe_prime_above
 from stunscan.scan.route import Route
+from stunscan.scan.sniffer import ReceiveStats, Validator, dissect
 from stunscan.scan.targets import (
     TargetError,
     TargetSpace,
@@ -30,6 +32,8 @@ from stunscan.scan.targets import (
     parse_target,
 )
 from stunscan.scan.txid import TransactionKey
+
+from corpus import fuzz_seeds
 
 
 def dry_run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -267,3 +271,86 @@ def test_the_scan_receive_path_does_not_import_scapy() -> None:
         " assert 'scapy' not in sys.modules, 'scapy imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- the sniffer
+
+SERVER, SCANNER = "203.0.113.10", "192.0.2.2"
+
+
+def _validator(keyed: bool = True) -> tuple[Validator, TransactionKey]:
+    space = TargetSpace.build([parse_target("203.0.113.0/28")], (3478, 3479), [])
+    key = TransactionKey()
+    return Validator(space, key, keyed, 20, {4: f"{SCANNER}:40000"}), key
+
+
+def _answer_frame(
+    ident: bytes, source: str = SERVER, sport: int = 3478, cls: str = "Binding Success Response"
+) -> bytes:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    stun = STUN(
+        type=cls,
+        transaction_id=ident,
+        attributes=[make_attribute("XOR-MAPPED-ADDRESS", address=SCANNER, port=40000)],
+    )
+    ether = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")  # never ask ARP for them
+    return bytes(ether / IP(src=source, dst=SCANNER) / UDP(sport=sport, dport=40000) / stun)
+
+
+def _judge(validator: Validator, frame: bytes, stats: ReceiveStats) -> Record | None:
+    return dissect(memoryview(frame), validator, stats)
+
+
+def test_only_answers_with_our_id_from_their_own_address_count() -> None:
+    validator, key = _validator()
+    server = ipaddress.ip_address(SERVER).packed
+    ident = key.transaction_id(server, 3478, 0)
+    stats = ReceiveStats()
+    record = _judge(validator, _answer_frame(ident), stats)
+    assert record is not None and (record.ip, record.port) == (SERVER, 3478)
+    assert record.message.get("XOR-MAPPED-ADDRESS").decoded.address == SCANNER
+    assert _judge(validator, _answer_frame(ident), stats) is None  # the same server again
+    assert _judge(validator, _answer_frame(bytes(12)), stats) is None  # forged
+    assert _judge(validator, _answer_frame(ident, source="203.0.113.11"), stats) is None  # spoofed
+    echo = _answer_frame(key.transaction_id(server, 3479, 0), cls="Binding Request")
+    assert _judge(validator, echo, stats) is None
+    moved = _judge(validator, _answer_frame(key.transaction_id(server, 3479, 0), sport=5000), stats)
+    assert moved is not None and moved.port == 3479 and moved.extra["answered_from_port"] == 5000
+    assert (stats.valid, stats.duplicates, stats.bad_id, stats.echoed, stats.moved) == (
+        2,
+        1,
+        2,
+        1,
+        1,
+    )
+
+
+def test_hostile_and_truncated_frames_are_counted_never_raised() -> None:
+    validator, key = _validator()
+    ident = key.transaction_id(ipaddress.ip_address(SERVER).packed, 3478, 0)
+    good = _answer_frame(ident)
+    stats = ReceiveStats()
+    hostile = [good[:n] for n in range(len(good))]  # every truncation
+    hostile.append(good[:38] + b"\xff\xff" + good[40:])  # UDP length far past the frame
+    hostile.append(good[:38] + b"\x00\x03" + good[40:])  # UDP length shorter than its header
+    hostile += [good[:42] + seed.read_bytes()[:1400] for seed in fuzz_seeds()[:200]]
+    for frame in hostile:
+        _judge(validator, frame, stats)  # must not raise
+    _judge(validator, good, stats)
+    assert stats.received == len(hostile) + 1
+    assert stats.valid == 1  # one row for the server: a cut-short copy (marked) or the whole
+    buckets = (stats.valid + stats.duplicates + stats.bad_id + stats.not_stun + stats.echoed
+               + stats.icmp_port_unreachable + stats.icmp_other_unreachable)  # fmt: skip
+    assert buckets == stats.received  # every frame is accounted for once
+
+
+def test_the_report_probe_is_checked_by_address_and_port_only() -> None:
+    validator, _key = _validator(keyed=False)
+    stats = ReceiveStats()
+    record = _judge(validator, _answer_frame(bytes(12)), stats)
+    assert record is not None and record.extra["validation"] == "address-only"
+    assert _judge(validator, _answer_frame(bytes(12), source="198.51.100.1"), stats) is None
+    assert _judge(validator, _answer_frame(b"\x01" * 12, source="203.0.113.12"), stats) is None
+    assert (stats.valid, stats.bad_id) == (1, 2)

@@ -89,7 +89,8 @@ def scan_summary(
         "received",
         f"{received.received:,} packets: valid {received.valid:,}"
         f" (from another port {received.moved}), duplicates {received.duplicates},"
-        f" bad transaction ID {received.bad_id}, not STUN {received.not_stun}",
+        f" bad transaction ID {received.bad_id}, echoed requests {received.echoed},"
+        f" not STUN {received.not_stun}",
     )
     grid.add_row(
         "ICMP unreachable",

@@ -36,6 +36,7 @@ MAX_PORTS_FOR_MOVED = 64
 FLUSH_EVERY = 0.25
 """Rows reach their files at least this often under load, and whenever the wire is quiet."""
 _COOKIE = proto.MAGIC_COOKIE_BYTES
+_RESPONSE_CLASSES = (proto.MessageClass.SUCCESS_RESPONSE, proto.MessageClass.ERROR_RESPONSE)
 
 
 @dataclass(slots=True)
@@ -50,6 +51,9 @@ class ReceiveStats:
     bad_id: int = 0
     """STUN from somewhere, but with an ID that is not ours for its source: stray or forged."""
     not_stun: int = 0
+    """Not STUN, or a frame too short or malformed to read."""
+    echoed: int = 0
+    """A request or indication with our ID: an echo service reflecting the probe."""
     icmp_port_unreachable: int = 0
     icmp_other_unreachable: int = 0
 
@@ -130,6 +134,9 @@ class Validator:
         if message is None or not message.is_stun:
             stats.not_stun += 1
             return None
+        if message.msg_class not in _RESPONSE_CLASSES:
+            stats.echoed += 1
+            return None
         if (source, probed) in self.seen:
             stats.duplicates += 1
             return None
@@ -158,33 +165,40 @@ class Validator:
 
 
 def dissect(frame: memoryview, validator: Validator, stats: ReceiveStats) -> Record | None:
-    """One captured Ethernet frame (the kernel filter passed it) to a row or a count."""
+    """One captured Ethernet frame (the kernel filter passed it) to a row or a count.
+
+    The filter guarantees the bytes it read (up to the UDP destination port); anything
+    shorter past that point is counted as unreadable, never raised."""
     stats.received += 1
-    ethertype = frame[12] << 8 | frame[13]
-    if ethertype == 0x0800:
-        ihl = (frame[14] & 0x0F) * 4
-        start = 14 + ihl
-        if frame[23] == 1:
-            _icmp(frame[start:], 3, stats)
+    try:
+        ethertype = frame[12] << 8 | frame[13]
+        if ethertype == 0x0800:
+            start = 14 + (frame[14] & 0x0F) * 4
+            if frame[23] == 1:
+                _icmp(frame[start:], 3, stats)
+                return None
+            version, source = 4, bytes(frame[26:30])
+        elif ethertype == 0x86DD:
+            start = 54
+            if frame[20] == 58:
+                _icmp(frame[start:], 1, stats)
+                return None
+            version, source = 6, bytes(frame[22:38])
+        else:
+            stats.not_stun += 1
             return None
-        version, source = 4, bytes(frame[26:30])
-    elif ethertype == 0x86DD:
-        start = 54
-        if frame[20] == 58:
-            _icmp(frame[start:], 1, stats)
-            return None
-        version, source = 6, bytes(frame[22:38])
-    else:
+        port = frame[start] << 8 | frame[start + 1]
+        length = frame[start + 4] << 8 | frame[start + 5]
+    except IndexError:
         stats.not_stun += 1
         return None
-    port = frame[start] << 8 | frame[start + 1]
-    length = frame[start + 4] << 8 | frame[start + 5]
     payload = bytes(frame[start + 8 : start + max(length, 8)])
     return validator.judge(version, source, port, payload, stats)
 
 
 def _icmp(message: memoryview, unreachable_type: int, stats: ReceiveStats) -> None:
     if len(message) < 2 or message[0] != unreachable_type:
+        stats.not_stun += 1
         return
     port_unreachable = 3 if unreachable_type == 3 else 4
     if message[1] == port_unreachable:
