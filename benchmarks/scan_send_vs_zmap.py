@@ -92,6 +92,8 @@ def main() -> None:
         for _ in range(args.runs):
             results["zmap"].append(measure(lab, zmap))
             results["stunscan"].append(measure(lab, stunscan))
+    for tool, runs in results.items():
+        print(tool, "runs (packets/s):", ", ".join(f"{f / s:,.0f}" for f, s in runs))
     rates = {
         tool: statistics.median(frames / seconds for frames, seconds in runs)
         for tool, runs in results.items()

@@ -242,7 +242,7 @@ def test_frames_are_what_scapy_would_build(
 
     template = build_template(probe)
     builder = FrameBuilder(_route(version), template)
-    destination = address.to_bytes(16 if version == 6 else 4, "big")
+    destination = address | (0x20010DB8 << 96 if version == 6 else 0)
     transaction_id = ident[: template.id_size]
     frame = builder.frame(destination, port, source_port, transaction_id)
     assert len(frame) == builder.frame_size

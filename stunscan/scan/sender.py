@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from stunscan.scan.frames import FrameBuilder
+from stunscan.scan.ring import TxRing
 from stunscan.scan.targets import TargetSpace
 from stunscan.scan.txid import TransactionKey
 
@@ -85,39 +86,46 @@ class Sender:
         stats = self.stats
         stats.started = time.perf_counter()
         space, key, probes = self.space, self.key, self.probes
-        builders, sockets = self.builders, self.sockets
         low, high = self.source_ports
         span = high - low + 1
-        keyed = next(iter(builders.values())).template.id_size
-        fixed_id = bytes(12)
+        keyed = next(iter(self.builders.values())).template.id_size
         interval = 1.0 / self.rate if self.rate > 0 else 0.0
+        batch = max(1, min(256, int(self.rate / 2000))) if interval else 256
+        outputs = {version: _output(sock, batch) for version, sock in self.sockets.items()}
+        frames = {version: builder.frame for version, builder in self.builders.items()}
+        mac = key.transaction_id
+        single = space.single_span()
         start = stats.started
         limit = self.max_targets if self.max_targets is not None else -1
-        packed: dict[int, Callable[[int], bytes]] = {
-            4: lambda a: a.to_bytes(4, "big"),
-            6: lambda a: a.to_bytes(16, "big"),
-        }
+        sent = 0
         try:
             for index in order:
-                if stats.targets == limit or should_stop():
+                if stats.targets == limit or (stats.targets & 1023 == 0 and should_stop()):
                     break
-                version, number, port = space[index]
-                address = packed[version](number)
-                builder, sock = builders[version], sockets[version]
+                if single is not None:
+                    version, number, port = single[0], single[1] + index, single[2]
+                else:
+                    version, number, port = space[index]
+                packed = number.to_bytes(16 if version == 6 else 4, "big")
+                frame, output = frames[version], outputs[version]
                 for probe in range(probes):
-                    transaction_id = key.transaction_id(address, port, probe) if keyed else fixed_id
-                    frame = builder.frame(address, port, low + stats.sent % span, transaction_id)
-                    if interval:
-                        ahead = start + stats.sent * interval - time.perf_counter()
+                    ident = mac(packed, port, probe) if keyed else b""
+                    output(frame(number, port, low + sent % span, ident))
+                    sent += 1
+                    if interval and sent % batch == 0:
+                        for other in outputs.values():
+                            other(None)
+                        ahead = start + sent * interval - time.perf_counter()
                         if ahead > SLEEP_AHEAD:
                             time.sleep(ahead)
-                    if self._send(sock, frame):
-                        stats.sent += 1
-                    else:
-                        stats.failed += 1
                 stats.targets += 1
+                stats.sent = sent
         except KeyboardInterrupt:
             stats.interrupted = True
+        for output in outputs.values():
+            output(None)
+        stats.sent = sent
+        stats.failed = sum(getattr(o, "failed", 0) for o in outputs.values())
         stats.finished = time.perf_counter()
         return stats
 
@@ -132,6 +140,41 @@ class Sender:
                     raise
                 time.sleep(0.0001)
         return False
+
+
+class _Direct:
+    """One send() per frame, for when the kernel offers no transmit ring."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.failed = 0
+
+    def __call__(self, frame: bytes | None) -> None:
+        if frame is not None and not Sender._send(self.sock, frame):
+            self.failed += 1
+
+
+class _Ringed:
+    def __init__(self, ring: TxRing) -> None:
+        self.ring = ring
+
+    @property
+    def failed(self) -> int:
+        return self.ring.failed
+
+    def __call__(self, frame: bytes | None) -> None:
+        if frame is None:
+            self.ring.flush()
+        else:
+            self.ring.queue(frame)
+
+
+def _output(sock: socket.socket, batch: int) -> Callable[[bytes | None], None]:
+    """A frame sink: queue(frame), or flush with None. The ring if the kernel has one."""
+    try:
+        return _Ringed(TxRing(sock, batch))
+    except OSError:
+        return _Direct(sock)
 
 
 def address_text(version: int, number: int) -> str:

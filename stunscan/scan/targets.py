@@ -245,6 +245,13 @@ class TargetSpace:
         version, address = self.address(index // count)
         return version, address, self.ports[index % count]
 
+    def single_span(self) -> tuple[int, int, int] | None:
+        """(version, first address, port) when the space is one span and one port: then
+        target ``i`` is simply address ``first + i``, the sender's fast path."""
+        if len(self.spans) == 1 and len(self.ports) == 1:
+            return self.spans[0].version, self.spans[0].first, self.ports[0]
+        return None
+
     def contains(self, version: int, address: int) -> bool:
         """Whether an address is one this scan targets (for answers to the zero-ID probe)."""
         where = bisect.bisect_right(self._keys, (version, address)) - 1

@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_PROBES = 255
 
@@ -28,15 +29,18 @@ class TransactionKey:
     secret: bytes = field(default_factory=lambda: os.urandom(32))
     size: int = 12
     """12 for RFC 5389/8489 probes, 16 for classic ones."""
+    keyed: Any = field(init=False, repr=False, compare=False)
+    """BLAKE2b with the key already absorbed: copying it halves the cost of each MAC."""
+
+    def __post_init__(self) -> None:
+        keyed = hashlib.blake2b(digest_size=self.size - 1, key=self.secret)
+        object.__setattr__(self, "keyed", keyed)
 
     def transaction_id(self, address: bytes, port: int, probe: int = 0) -> bytes:
         """The ID to send to ``address`` (packed, 4 or 16 bytes), ``port``, probe ``probe``."""
-        tag = hashlib.blake2b(
-            address + port.to_bytes(2, "big") + bytes((probe,)),
-            digest_size=self.size - 1,
-            key=self.secret,
-        ).digest()
-        return tag + bytes((probe,))
+        mac = self.keyed.copy()
+        mac.update(address + port.to_bytes(2, "big") + bytes((probe,)))
+        return mac.digest() + bytes((probe,))
 
     def probe_number(self, transaction_id: bytes, address: bytes, port: int) -> int | None:
         """Which of our probes this ID answers, if it is ours for (address, port)."""
