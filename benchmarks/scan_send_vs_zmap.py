@@ -8,7 +8,8 @@ leads to a second namespace that drops everything (no forwarding, no listener): 
 can leave the machine. The rate is measured the same way for both, outside the tools: a
 poller in the scanner's namespace reads the interface's transmit counter every 5 ms; the
 rate is the frames counted between the first and the last change, over that time.
-Medians of --runs runs are quoted.
+Each tool runs with one sending thread or process (the defaults) and with two (zmap -T 2,
+stunscan --senders 2). Medians of --runs runs are quoted.
 """
 
 from __future__ import annotations
@@ -88,10 +89,16 @@ def main() -> None:
             "-S", SCANNER_V4, "-G", gateway, "-r", "10000000", "-c", "0", "-b", str(empty),
             "-o", "/dev/null", "-q", RANGE,
         ]  # fmt: skip
-        results: dict[str, list[tuple[int, float]]] = {"stunscan": [], "zmap": []}
+        commands = {
+            "stunscan": stunscan,
+            "stunscan --senders 2": [*stunscan, "--senders", "2"],
+            "zmap": zmap,
+            "zmap -T 2": [*zmap, "-T", "2"],
+        }
+        results: dict[str, list[tuple[int, float]]] = {tool: [] for tool in commands}
         for _ in range(args.runs):
-            results["zmap"].append(measure(lab, zmap))
-            results["stunscan"].append(measure(lab, stunscan))
+            for tool, command in commands.items():
+                results[tool].append(measure(lab, command))
     for tool, runs in results.items():
         print(tool, "runs (packets/s):", ", ".join(f"{f / s:,.0f}" for f, s in runs))
     rates = {
@@ -100,11 +107,11 @@ def main() -> None:
     }
     print(f"{RANGE}: 131,072 targets, UDP 3478, 20-byte Binding; median of {args.runs} runs")
     print(f"(gateway {LAB_V4}: a namespace that drops everything)\n")
-    print(f"{'tool':12}{'frames':>10}{'packets/s':>12}{'stunscan is':>14}")
-    for tool in ("stunscan", "zmap"):
+    print(f"{'tool':22}{'frames':>10}{'packets/s':>12}{'vs zmap':>9}{'vs zmap -T 2':>14}")
+    for tool in commands:
         frames = statistics.median(f for f, _ in results[tool])
-        ratio = rates["stunscan"] / rates[tool]
-        print(f"{tool:12}{frames:>10,.0f}{rates[tool]:>12,.0f}{ratio:>13.2f}x")
+        ratio, ratio2 = rates[tool] / rates["zmap"], rates[tool] / rates["zmap -T 2"]
+        print(f"{tool:22}{frames:>10,.0f}{rates[tool]:>12,.0f}{ratio:>8.2f}x{ratio2:>13.2f}x")
 
 
 if __name__ == "__main__":

@@ -314,6 +314,9 @@ def scan(
         str | None, typer.Option(help="Bits per second instead of --rate: 10M, 1G...")
     ] = None,
     cooldown: Annotated[float, typer.Option(help="Seconds to listen after the last probe.")] = 3.0,
+    senders: Annotated[
+        int, typer.Option(help="Sending processes (a CPython core sends about 190,000 pkt/s).")
+    ] = 1,
     interface: Annotated[
         str | None, typer.Option("--interface", "-i", help="Send and capture here.")
     ] = None,
@@ -353,6 +356,8 @@ def scan(
         _fail(f"unknown probe {probe!r} (choose from {', '.join(PROBES)})")
     if not 1 <= probes <= 255 or rate < 0 or cooldown < 0 or shards < 1:
         _fail("--probes must be 1 to 255, --rate and --cooldown >= 0, --shards >= 1")
+    if not 1 <= senders <= 64:
+        _fail("--senders must be 1 to 64")
     if max_targets is not None and max_targets < 0:
         _fail("--max-targets must be >= 0")
     options = ScanOptions(
@@ -378,6 +383,7 @@ def scan(
         json_out=json_out,
         pcap_out=pcap_out,
         table_rows=table_rows,
+        senders=senders,
     )
     try:
         plan = plan_scan(options)

@@ -120,12 +120,13 @@ def test_the_report_probe_is_validated_by_address_only(lab: Lab, tmp_path: Path)
 
 
 def test_shards_together_are_the_whole_scan(lab: Lab, tmp_path: Path) -> None:
+    """Three shards, each sent by two processes (--senders cuts a shard again)."""
     found: list[set[str]] = []
     for shard in range(3):
         out = tmp_path / f"shard{shard}.csv"
         result = scan(
             lab, *LAB_TARGETS, *ALLOW, "--shards", "3", "--shard", str(shard), "--seed", "9",
-            "--rate", "3000", "--cooldown", "0.5", "--csv", str(out),
+            "--rate", "3000", "--cooldown", "0.5", "--csv", str(out), "--senders", "2",
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         found.append({row["ip"] for row in rows(out)})
@@ -146,7 +147,8 @@ def test_nothing_is_sent_outside_the_allowed_space_and_the_rate_holds(
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert tcpdump.stderr is not None
-    assert "listening on scan0" in tcpdump.stderr.readline()  # capturing from here on
+    assert "listening on scan0" in tcpdump.stderr.readline()
+    time.sleep(0.5)  # libpcap drains its socket once more as it sets the filter
     try:
         result = scan(
             lab, "203.0.113.0/24", "198.51.100.0/24", "--allow", "203.0.113.0/24",

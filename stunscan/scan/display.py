@@ -30,22 +30,26 @@ def _duration(seconds: float) -> str:
 class ScanProgress:
     """Sent, received, valid, hit rate, packets/s and ETA, as one line."""
 
-    def __init__(self, sent: SendStats, counters: Sequence[int], expected_targets: int) -> None:
-        self.sent = sent
+    def __init__(
+        self, senders: Sequence[int], counters: Sequence[int], expected_targets: int
+    ) -> None:
+        self.senders = senders
+        """Per sender: probes sent, targets done (shared memory)."""
         self.counters = counters
         self.expected = max(expected_targets, 1)
+        self.started = time.perf_counter()
 
     def line(self) -> str:
-        sent = self.sent
-        elapsed = time.perf_counter() - sent.started if sent.started else 0.0
-        rate = sent.sent / elapsed if elapsed > 0 else 0.0
+        sent, targets = sum(self.senders[0::2]), sum(self.senders[1::2])
+        elapsed = time.perf_counter() - self.started
+        rate = sent / elapsed if elapsed > 0 else 0.0
         received, valid = self.counters[_RECEIVED], self.counters[_VALID]
-        hit = valid / sent.targets if sent.targets else 0.0
-        done = sent.targets / self.expected
-        per_target = elapsed / sent.targets if sent.targets else 0.0
-        eta = _duration((self.expected - sent.targets) * per_target) if sent.targets else "-"
+        hit = valid / targets if targets else 0.0
+        done = targets / self.expected
+        per_target = elapsed / targets if targets else 0.0
+        eta = _duration((self.expected - targets) * per_target) if targets else "-"
         return (
-            f"sent {sent.sent:,} ({done:.1%} of {self.expected:,} targets) · received"
+            f"sent {sent:,} ({done:.1%} of {self.expected:,} targets) · received"
             f" {received:,} · valid {valid:,} · hit rate {hit:.2%} · {rate:,.0f} pkt/s · ETA {eta}"
         )
 

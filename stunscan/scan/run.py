@@ -49,6 +49,8 @@ NEEDS_PRIVILEGE = (
     " 'setcap cap_net_raw,cap_net_admin+eip' on the Python interpreter"
 )
 LOG_EVERY = 5.0
+SENDER_START = 0.2
+"""Seconds given to extra sender processes to fork and set up before all start together."""
 
 
 class ScanError(Exception):
@@ -81,6 +83,7 @@ class ScanOptions:
     json_out: str | None = None
     pcap_out: str | None = None
     table_rows: int = 20
+    senders: int = 1
 
 
 @dataclass(slots=True)
@@ -257,27 +260,74 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
         sending.close()
         for sock in capture:
             sock.close()
-        sender = Sender(
-            space,
-            key,
-            builders,
-            send_sockets,
-            probes=options.probes,
-            rate=rate,
-            source_ports=ports,
-            max_targets=options.max_targets,
-        )
+        count = options.senders
+        shared = context.Array("Q", 2 * count, lock=False)
+
+        def sender(slot: int, sockets: dict[int, Any]) -> Sender:
+            return Sender(
+                space, key, builders, sockets, probes=options.probes, rate=rate / count,
+                source_ports=ports, max_targets=_share(options.max_targets, count, slot),
+                progress=shared, slot=slot,
+            )  # fmt: skip
+
+        def walk(slot: int) -> Iterator[int]:
+            """Sender ``slot``'s part of this shard: the shard cut again by position."""
+            return plan.order.walk(options.shards * count, options.shard + options.shards * slot)
+
         expected = _expected_targets(plan, options)
-        progress = display.ScanProgress(sender.stats, counters, expected)
+        progress = display.ScanProgress(shared, counters, expected)
         header = display.scan_header(plan, options, routes, ports, rate)
         errors.print(header, markup=False, highlight=False, soft_wrap=True)
         with _progress(progress, errors):
-            sent = sender.run(plan.walk(options))
+            start_at = time.perf_counter() + (SENDER_START if count > 1 else 0.0)
+            helpers = [
+                _start_sender(context, sender, walk, slot, routes, start_at)
+                for slot in range(count - 1)
+            ]
+            parts = [sender(count - 1, send_sockets).run(walk(count - 1), start_at=start_at)]
+            parts += [_collect_sender(channel, process) for channel, process in helpers]
+            sent = SendStats.combined(parts)
             _cooldown(options.cooldown, sent)
         stop.set()
         result = _collect(receiving, child)
     _report(result, sent, plan, options, console, errors)
     return len(result.tally.servers)
+
+
+def _share(total: int | None, count: int, slot: int) -> int | None:
+    """Sender ``slot``'s part of ``--max-targets``."""
+    if total is None:
+        return None
+    return total // count + (1 if slot < total % count else 0)
+
+
+def _start_sender(
+    context: Any, sender: Any, walk: Any, slot: int, routes: dict[int, Route], start_at: float
+) -> tuple[Any, Any]:
+    """Another sender process (``--senders``), with sockets (and transmit rings) of its own."""
+    receiving, sending = context.Pipe(duplex=False)
+
+    def work() -> None:
+        sockets = {v: open_send_socket(r.interface) for v, r in routes.items()}
+        sending.send(sender(slot, sockets).run(walk(slot), start_at=start_at))
+
+    process = context.Process(target=work, daemon=True)
+    process.start()
+    sending.close()
+    return receiving, process
+
+
+def _collect_sender(channel: Any, process: Any) -> SendStats:
+    while True:
+        try:
+            stats: SendStats = channel.recv()
+            break
+        except KeyboardInterrupt:  # it stops on the same Ctrl-C: wait for its figures
+            continue
+        except EOFError:
+            raise ScanError("a sender process ended without its figures") from None
+    process.join()
+    return stats
 
 
 def _check_privilege() -> None:

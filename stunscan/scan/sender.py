@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from stunscan.scan.frames import FrameBuilder
 from stunscan.scan.ring import TxRing
@@ -39,6 +40,18 @@ class SendStats:
     started: float = 0.0
     finished: float = 0.0
     interrupted: bool = False
+
+    @classmethod
+    def combined(cls, parts: list[SendStats]) -> SendStats:
+        """Several senders' figures as one scan's."""
+        return cls(
+            sum(p.targets for p in parts),
+            sum(p.sent for p in parts),
+            sum(p.failed for p in parts),
+            min(p.started for p in parts),
+            max(p.finished for p in parts),
+            any(p.interrupted for p in parts),
+        )
 
     @property
     def rate(self) -> float:
@@ -68,6 +81,8 @@ class Sender:
         rate: float = 0.0,
         source_ports: tuple[int, int] = (40000, 40000),
         max_targets: int | None = None,
+        progress: Any = None,
+        slot: int = 0,
     ) -> None:
         self.space = space
         self.key = key
@@ -77,14 +92,21 @@ class Sender:
         self.rate = rate
         self.source_ports = source_ports
         self.max_targets = max_targets
+        self.progress = progress
+        """Shared memory (two counters per sender: sent, targets) for the progress display."""
+        self.slot = slot
         self.stats = SendStats()
 
     def run(
-        self, order: Iterable[int], should_stop: Callable[[], bool] = lambda: False
+        self,
+        order: Iterable[int],
+        should_stop: Callable[[], bool] = lambda: False,
+        start_at: float | None = None,
     ) -> SendStats:
-        """Send until the order or ``max_targets`` is exhausted, or ``should_stop()``."""
+        """Send until the order or ``max_targets`` is exhausted, or ``should_stop()``.
+        ``start_at`` (perf_counter, one clock for every process) lines several senders'
+        schedules up, so that together they keep the rate from the first packet."""
         stats = self.stats
-        stats.started = time.perf_counter()
         space, key, probes = self.space, self.key, self.probes
         low, high = self.source_ports
         span = high - low + 1
@@ -92,6 +114,10 @@ class Sender:
         interval = 1.0 / self.rate if self.rate > 0 else 0.0
         batch = max(1, min(256, int(self.rate / 2000))) if interval else 256
         outputs = {version: _output(sock, batch) for version, sock in self.sockets.items()}
+        if start_at is not None and start_at > time.perf_counter():
+            time.sleep(start_at - time.perf_counter())
+        # the schedule starts now that the rings are set up, or packets would burst to catch up
+        stats.started = start_at if start_at is not None else time.perf_counter()
         frames = {version: builder.frame for version, builder in self.builders.items()}
         mac = key.transaction_id
         single = space.single_span()
@@ -100,7 +126,11 @@ class Sender:
         sent = 0
         try:
             for index in order:
-                if stats.targets == limit or (stats.targets & 1023 == 0 and should_stop()):
+                if stats.targets & 63 == 0:
+                    self._publish(sent)
+                    if stats.targets == limit or should_stop():
+                        break
+                elif stats.targets == limit:
                     break
                 if single is not None:
                     version, number, port = single[0], single[1] + index, single[2]
@@ -119,7 +149,6 @@ class Sender:
                         if ahead > SLEEP_AHEAD:
                             time.sleep(ahead)
                 stats.targets += 1
-                stats.sent = sent
         except KeyboardInterrupt:
             stats.interrupted = True
         for output in outputs.values():
@@ -127,7 +156,13 @@ class Sender:
         stats.sent = sent
         stats.failed = sum(getattr(o, "failed", 0) for o in outputs.values())
         stats.finished = time.perf_counter()
+        self._publish(sent)
         return stats
+
+    def _publish(self, sent: int) -> None:
+        if self.progress is not None:
+            self.progress[2 * self.slot] = sent
+            self.progress[2 * self.slot + 1] = self.stats.targets
 
     @staticmethod
     def _send(sock: socket.socket, frame: bytes) -> bool:
