@@ -9,8 +9,10 @@ the lab. For each asked rate, stunscan scans the 32,768 addresses; the answers t
 interface transmitted (its counter) are compared with the valid rows stunscan wrote. The
 answer rate is measured at the scanner's interface (its receive counter, polled every 5 ms,
 from the 1st to the 99th percent of the answers, so that stray ARP or ND frames do not
-count). Reported: per rate, answers the lab sent, rows kept, lost (targets without a row:
-every target answers), and the highest answer rate with nothing lost. Medians of --runs runs.
+count). Reported: per rate, frames the lab sent (its answers, plus a few ARP/ND frames, so
+"lost" is an upper bound), rows kept, and the highest answer rate with nothing lost. Where
+the lab sent fewer than 32,768 answers, the Python responder itself fell behind.
+Medians of --runs runs.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from scan_lab import Lab, scan_lab  # noqa: E402
 
 RANGE = "198.18.0.0/17"
 TARGETS = 32768
+ARP_AND_ND = 8
+"""Frames the lab sends that are not answers (ARP, neighbour discovery): not losses."""
 RESPONDER = str(HERE.parent / "tests" / "lab_responders.py")
 
 COUNTER = """
@@ -99,15 +103,16 @@ def main() -> None:
             time.sleep(0.5)
             answered = statistics.median(r[0] for r in runs)
             kept = statistics.median(r[1] for r in runs)
-            lost = statistics.median(TARGETS - r[1] for r in runs)
+            lost = statistics.median(r[0] - r[1] for r in runs)
             seen = statistics.median(r[2] for r in runs)
             rows.append((rate, answered, kept, lost, seen))
     print(f"{RANGE}: {TARGETS:,} targets, every one answers; median of {args.runs} runs\n")
-    print(f"{'asked pkt/s':>12}{'lab sent':>10}{'rows kept':>11}{'lost':>7}{'answers/s seen':>16}")
+    header = ("asked pkt/s", 12), ("lab sent", 10), ("rows kept", 11), ("lost (at most)", 16)
+    print("".join(f"{name:>{width}}" for name, width in header) + f"{'answers/s seen':>16}")
     for rate, answered, kept, lost, seen in rows:
         asked = f"{rate:,}" if rate else "max"
-        print(f"{asked:>12}{answered:>10,.0f}{kept:>11,.0f}{lost:>7,.0f}{seen:>16,.0f}")
-    clean = [seen for _rate, _a, _k, lost, seen in rows if lost <= 0]
+        print(f"{asked:>12}{answered:>10,.0f}{kept:>11,.0f}{lost:>16,.0f}{seen:>16,.0f}")
+    clean = [seen for _rate, _a, _k, lost, seen in rows if lost <= ARP_AND_ND]
     best = max(clean) if clean else 0
     print(f"\nhighest answer rate with nothing lost: {best:,.0f} answers/s")
 
