@@ -48,7 +48,7 @@ def _program(low: int, high: int) -> list[tuple[int, int, int, int]]:
         (None, _JSET_K, drop, 0, 0x1FFF),
         (None, _LDX_B_MSH, 0, 0, _IPV4),
         (None, _LD_H_IND, 0, 0, _IPV4 + 2),
-        ("ports", _JGE_K, 0, drop, low),
+        (None, _JGE_K, 0, drop, low),
         (None, _JGT_K, drop, accept, high),
         ("icmp4", _LDX_B_MSH, 0, 0, _IPV4),
         (None, _LD_B_IND, 0, 0, _IPV4),
