@@ -285,11 +285,11 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
                 for slot in range(count - 1)
             ]
             parts = [sender(count - 1, send_sockets).run(walk(count - 1), start_at=start_at)]
-            parts += [_collect_sender(channel, process) for channel, process in helpers]
+            parts += [_collect(channel, process, "sender") for channel, process in helpers]
             sent = SendStats.combined(parts)
             _cooldown(options.cooldown, sent)
         stop.set()
-        result = _collect(receiving, child)
+        result: ScanResult = _collect(receiving, child, "sniffer")
     _report(result, sent, plan, options, console, errors)
     return len(result.tally.servers)
 
@@ -317,19 +317,6 @@ def _start_sender(
     return receiving, process
 
 
-def _collect_sender(channel: Any, process: Any) -> SendStats:
-    while True:
-        try:
-            stats: SendStats = channel.recv()
-            break
-        except KeyboardInterrupt:  # it stops on the same Ctrl-C: wait for its figures
-            continue
-        except EOFError:
-            raise ScanError("a sender process ended without its figures") from None
-    process.join()
-    return stats
-
-
 def _check_privilege() -> None:
     """Fail before anything is looked up or sent (finding the next hop may send a packet)."""
     try:
@@ -352,16 +339,18 @@ def _cooldown(seconds: float, sent: SendStats) -> None:
         sent.interrupted = True
 
 
-def _collect(receiving: Any, child: Any) -> ScanResult:
+def _collect(channel: Any, process: Any, who: str) -> Any:
+    """What a helper process sends back when done. A Ctrl-C reaches it too (a sender then
+    stops, the sniffer drains): wait for its figures rather than lose them."""
     while True:
         try:
-            result: ScanResult = receiving.recv()
+            result = channel.recv()
             break
-        except KeyboardInterrupt:  # the sniffer is draining: let it finish
+        except KeyboardInterrupt:
             continue
         except EOFError:
-            raise ScanError("the sniffer process ended without a result") from None
-    child.join()
+            raise ScanError(f"the {who} process ended without its figures") from None
+    process.join()
     return result
 
 
