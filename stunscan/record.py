@@ -66,7 +66,7 @@ class Record:
     request_size: int | None
     client: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-    pair_key: tuple[object, ...] | None = field(default=None, repr=False)
+    pair_key: bytes | None = field(default=None, repr=False)
     """How this response pairs with its request (for merging parallel runs); not output."""
 
     @property
