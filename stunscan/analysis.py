@@ -97,7 +97,7 @@ def run_capture_analysis(
                 feed = PcapFeed(path, analyzer)
                 for sightings in feed:
                     for sighting in sightings:
-                        emit(sighting.record())
+                        emit(analyzer.record(sighting))
                 if feed.problem:
                     warnings.append(feed.problem)
         except CaptureError as exc:

@@ -22,10 +22,12 @@ from stunscan import protocol as proto
 from stunscan.pcap import STUN_PORT
 
 NONE, GENERIC, REQUEST, RESPONSE, TCP_REQUEST, TCP_RESPONSE, TCP_INDICATION, TCP_EMPTY = range(8)
+PAIR = 8
 """Event types. NONE: counted only. TCP events are decided when the analyser tracks no TCP
-flow at that moment; otherwise they too run the generic code."""
-ROW = 100
-"""Bytes read from each record: its header and the frame through a STUN header over IPv6."""
+flow at that moment; otherwise they too run the generic code. PAIR: a REQUEST and the
+RESPONSE with its key that comes next, as one event."""
+ROW = 80
+"""Bytes read from each record: its header and the frame through the ports after IPv6."""
 PADDING = 256
 """Readable bytes a batch buffer must have after its data (reads past a short record)."""
 MAX_ATTRIBUTES = 48
@@ -34,41 +36,37 @@ MAX_ATTRIBUTES = 48
 _IPV6_EXTENSIONS = (0, 43, 60, 44, 51)
 _VLANS = (0x8100, 0x88A8, 0x9100)
 
-# Per attribute code, what ``codec.well_formed`` checks of its length (see _attribute_rules).
-_ANY, _FIXED, _ADDRESS, _MINIMUM, _HMAC_SHA256, _EVEN, _COMPLEX = range(7)
 
-
-def _attribute_rules() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rule = np.full(65536, _ANY, np.int8)
-    first = np.full(65536, -1, np.int64)
-    second = np.full(65536, -1, np.int64)
+def _attribute_rules() -> tuple[np.ndarray, ...]:
+    """Per attribute code, what ``codec.well_formed`` asks of its value's length: at least,
+    at most, a multiple of (mask), an address's (length, family) shape, or a check left to
+    the generic code (``complex``)."""
+    shortest = np.zeros(65536, np.int32)
+    longest = np.full(65536, 0xFFFF, np.int32)
+    multiple = np.zeros(65536, np.int32)
+    address = np.zeros(65536, bool)
+    complex_ = np.zeros(65536, bool)
     for code, spec in proto.ATTRIBUTES.items():
         kind = spec.kind
         if kind in ("string", "bytes"):
             continue
         if kind in ("address", "xor-address"):
-            rule[code] = _ADDRESS
-        elif kind in proto._FIXED_LENGTHS:
-            sizes = proto._FIXED_LENGTHS[kind]
-            if len(sizes) > 2:
-                rule[code] = _COMPLEX
-                continue
-            rule[code] = _FIXED
-            first[code] = sizes[0]
-            second[code] = sizes[-1]
+            address[code] = True
+        elif kind in proto._FIXED_LENGTHS and len(proto._FIXED_LENGTHS[kind]) == 1:
+            shortest[code] = longest[code] = proto._FIXED_LENGTHS[kind][0]
         elif kind in ("error-code", "addr-error"):
-            rule[code] = _MINIMUM
-            first[code] = proto._MINIMUM_LENGTHS[kind]
+            shortest[code] = proto._MINIMUM_LENGTHS[kind]
         elif kind == "hmac-sha256":
-            rule[code] = _HMAC_SHA256
+            shortest[code], longest[code], multiple[code] = 16, 32, 3
         elif kind == "attr-list":
-            rule[code] = _EVEN
+            multiple[code] = 1
         else:
-            rule[code] = _COMPLEX
-    return rule, first, second
+            complex_[code] = True
+    return shortest, longest, multiple, address, complex_
 
 
-_RULE, _FIRST, _SECOND = _attribute_rules()
+_SHORTEST, _LONGEST, _MULTIPLE, _ADDRESS, _COMPLEX = _attribute_rules()
+_ATTRIBUTE_HEADER = np.dtype({"names": ["code", "length"], "formats": [">u2", ">u2"]})
 _CLASSIC_TYPES = np.zeros(65536, bool)
 _CLASSIC_TYPES[list(proto.CLASSIC_MESSAGE_TYPES)] = True
 _CHANNEL_BIND = proto.message_type(0x009, 0)
@@ -85,18 +83,14 @@ def _frame_type(order: str) -> np.dtype:
         "total4": (">u2", 32),
         "fragment4": (">u2", 36),
         "protocol4": ("u1", 39),
+        "source4": (">u4", 42),
+        "destination4": (">u4", 46),
+        "source6_high": (">u8", 38),
+        "source6_low": (">u8", 46),
+        "destination6_high": (">u8", 54),
+        "destination6_low": (">u8", 62),
         "payload6": (">u2", 34),
         "next6": ("u1", 36),
-        "sport4": (">u2", 50),
-        "dport4": (">u2", 52),
-        "ulen4": (">u2", 54),
-        "doff4": ("u1", 62),
-        "flags4": ("u1", 63),
-        "sport6": (">u2", 70),
-        "dport6": (">u2", 72),
-        "ulen6": (">u2", 74),
-        "doff6": ("u1", 82),
-        "flags6": ("u1", 83),
     }
     return np.dtype(
         {
@@ -118,15 +112,65 @@ _STUN_HEADER = np.dtype(
 )
 
 
+_TRANSPORT = np.dtype(
+    {
+        "names": ["sport", "dport", "length", "offset", "flags"],
+        "formats": [">u2", ">u2", ">u2", "u1", "u1"],
+        "offsets": [0, 2, 4, 12, 13],
+        "itemsize": 16,
+    }
+)
+"""A UDP header (``length``) or a TCP header (``offset``: data offset, ``flags``)."""
+_MESSAGE_EVENTS = np.array(
+    [REQUEST, NONE, RESPONSE, RESPONSE, TCP_REQUEST, TCP_INDICATION, TCP_RESPONSE, TCP_RESPONSE],
+    np.int8,
+)
+"""The event of a message the fast path takes, by (over TCP) << 2 | class; a UDP
+indication is only counted."""
+
+
+def _words(names: list[str]) -> np.dtype:
+    return np.dtype({"names": names, "formats": [">u8"] * len(names)})
+
+
+_KEY = _words(
+    [
+        "id_high",
+        "id_low",
+        "client_high",
+        "client_low",
+        "client_tail",
+        "server_high",
+        "server_low",
+        "server_tail",
+    ]
+)
+"""``stunscan.pcap.pair_key`` as words."""
+_SERVER = _words(["high", "low", "tail"])
+"""``stunscan.pcap.server_key`` as words."""
+_IDENT = np.dtype(
+    {
+        "names": ["classic_high", "classic_low", "stun_high", "stun_low"],
+        "formats": [">u8", ">u8", ">u8", ">u4"],
+        "offsets": [0, 8, 4, 12],
+        "itemsize": 16,
+    }
+)
+"""The 16 bytes after a STUN type and length: a classic ID, or the cookie and an ID."""
+
+
 @dataclass(slots=True)
 class Batch:
     """A batch decided: counts for the stats, then the events in packet order.
 
     Per event: its type, packet index, capture time, pairing key and server key (see
-    ``stunscan.pcap.pair_key``; meaningless for GENERIC), message size, malformed flag.
-    ``payload`` and ``length`` (the transport payload), ``source``, ``address_length`` and
-    the ports (per packet) let the analyser cut out the bytes the generic code would hand
-    to the decoder, for the few events that become records.
+    ``stunscan.pcap.pair_key``; meaningless for GENERIC), message size, malformed flag (for
+    a PAIR: the request's time, key and size, the response's packet and server). ``times``
+    holds every packet's capture time.
+    ``offsets`` (the records'), ``payload`` and ``length`` (the transport payload), ``ipv4``
+    and the ports (per packet)
+    let the analyser cut out the bytes the generic code would hand to the decoder, for the
+    few events that become records.
     """
 
     counts: dict[str, int]
@@ -137,10 +181,11 @@ class Batch:
     servers: list[bytes]
     sizes: list[int]
     malformed: list[bool]
+    times_of_packets: np.ndarray
+    offsets: np.ndarray
     payload: np.ndarray
     length: np.ndarray
-    source: np.ndarray
-    address_length: np.ndarray
+    ipv4: np.ndarray
     sport: np.ndarray
     dport: np.ndarray
 
@@ -160,148 +205,154 @@ class Classifier:
         ) * np.float64(self.resolution)
 
     def classify(self, buffer: np.ndarray, offsets: np.ndarray) -> Batch:
-        """Decide the records starting at ``offsets`` in ``buffer`` (PADDING bytes after)."""
-        count = offsets.size
+        """Decide the records starting at ``offsets`` in ``buffer`` (PADDING bytes after).
+
+        Each step names the generic code it repeats; int32 throughout, as every length
+        here is below 2**24.
+        """
         raw_rows = sliding_window_view(buffer, ROW)[offsets]
         rows = raw_rows.view(self.frame).ravel()
-        caplen = rows["caplen"].astype(np.int64)
-        ethertype = np.where(caplen >= 14, rows["ethertype"], 0)
-        kind = np.full(count, NONE, np.int8)
-
+        caplen = rows["caplen"].astype(np.int32)
+        # Analyzer.feed: Ethernet, then _ipv4 (its fast case) or _ipv6
+        ethertype = rows["ethertype"].astype(np.int32) * (caplen >= 14)
         ipv4 = (ethertype == 0x0800) & (rows["version_ihl"] == 0x45) & (caplen >= 34)
         fragment = ipv4 & (rows["fragment4"] & 0x3FFF != 0)
-        ipv4 &= ~fragment
-        total4 = rows["total4"].astype(np.int64)
-        whole4 = ipv4 & (total4 >= 20) & (14 + total4 <= caplen)
-        ipv6 = (ethertype == 0x86DD) & (caplen >= 54)
-        payload6 = rows["payload6"].astype(np.int64)
-        whole6 = ipv6 & (payload6 > 0) & (54 + payload6 <= caplen)
-        not_ip = ((ethertype != 0x0800) & (ethertype != 0x86DD) & ~np.isin(ethertype, _VLANS)) | (
-            (ethertype == 0x86DD) & (caplen < 54)
+        total4 = rows["total4"].astype(np.int32)
+        whole4 = ipv4 & ~fragment & (total4 >= 20) & (total4 + 14 <= caplen)
+        payload6 = rows["payload6"].astype(np.int32)
+        ipv6 = ethertype == 0x86DD
+        whole6 = ipv6 & (caplen >= 54) & (payload6 > 0) & (payload6 + 54 <= caplen)
+        ip = whole4 | whole6
+        not_ip = ((ethertype != 0x0800) & ~ipv6 & ~np.isin(ethertype, _VLANS)) | (
+            ipv6 & (caplen < 54)
         )
-        # IPv4 other than the plain shape, VLAN tags, IPv6 whose extent is odd: generic
-        kind[~(whole4 | whole6 | fragment | not_ip)] = GENERIC
-
-        protocol = np.where(whole4, rows["protocol4"], np.where(whole6, rows["next6"], 255))
+        # the rest of _ipv4 (options...), VLAN tags, IPv6 of odd extent: generic
+        generic = ~(ip | fragment | not_ip)
+        protocol = np.where(whole4, rows["protocol4"], rows["next6"])
+        generic |= ip & np.isin(protocol, (1, 58, *_IPV6_EXTENSIONS))
         segment = np.where(whole4, total4 - 20, payload6)
-        transport = np.where(whole4, 34, 54)
-        kind[(whole4 | whole6) & np.isin(protocol, (1, 58, *_IPV6_EXTENSIONS))] = GENERIC
-        sport = np.where(whole4, rows["sport4"], rows["sport6"]).astype(np.int64)
-        dport = np.where(whole4, rows["dport4"], rows["dport6"]).astype(np.int64)
-        address_length = np.where(whole4, 4, 16)
-        source = offsets + 16 + np.where(whole4, 26, 22)
-
-        # UDP: the payload as _transport cuts it
-        udp = (whole4 | whole6) & (protocol == 17) & (segment > 8)
-        udp_length = np.where(whole4, rows["ulen4"], rows["ulen6"]).astype(np.int64)
-        length = np.where(udp_length >= 8, np.minimum(udp_length, segment), segment) - 8
-        start = transport + 8
-        # TCP: one whole STUN message in a segment that ends the connection, or no payload
-        tcp = (whole4 | whole6) & (protocol == 6) & (segment >= 20)
-        offset_words = np.where(whole4, rows["doff4"], rows["doff6"]).astype(np.int64) >> 4
-        flags = np.where(whole4, rows["flags4"], rows["flags6"])
-        tcp_length = np.maximum(segment - offset_words * 4, 0)
-        length = np.where(tcp, tcp_length, np.where(udp, length, 0))
-        start = np.where(tcp, transport + offset_words * 4, start)
-        payload = offsets + 16 + start
-
-        carrying = (udp | tcp) & (length > 0)
-        kind[tcp & (length == 0)] = TCP_EMPTY
-        header = sliding_window_view(buffer, 20)[payload].view(_STUN_HEADER).ravel()
-        first = buffer[payload]
-        top = first & 0xC0
-        msg_type = header["type"].astype(np.int64)
-        msg_length = header["length"].astype(np.int64)
-        cookie = (length >= 8) & (header["cookie"] == proto.MAGIC_COOKIE)
-        on_port = (sport == STUN_PORT) | (dport == STUN_PORT)
-        exact = (length >= 20) & (msg_length & 3 == 0) & (20 + msg_length == length)
+        transport = offsets.astype(np.int32) + np.where(whole4, 16 + 34, 16 + 54)
+        header = sliding_window_view(buffer, 16)[transport].view(_TRANSPORT).ravel()
+        sport = header["sport"].astype(np.int32)
+        dport = header["dport"].astype(np.int32)
+        # _transport: the UDP payload as it cuts it; _tcp: the payload after the options
+        udp = ip & (protocol == 17) & (segment > 8)
+        tcp = ip & (protocol == 6) & (segment >= 20)
+        udp_length = header["length"].astype(np.int32)
+        options = (header["offset"] >> 4).astype(np.int32) * 4
+        length = np.where(
+            udp,
+            np.where(udp_length >= 8, np.minimum(udp_length, segment), segment) - 8,
+            np.where(tcp, np.maximum(segment - options, 0), 0),
+        )
+        payload = transport + np.where(tcp, options, 8)
+        # the STUN header (what is past the payload's end is masked by ``length``)
+        stun_header = sliding_window_view(buffer, 20)[payload].view(_STUN_HEADER).ravel()
+        msg_type = stun_header["type"].astype(np.int32)
+        msg_length = stun_header["length"].astype(np.int32)
+        top = msg_type >> 14
+        cookie = (length >= 8) & (stun_header["cookie"] == proto.MAGIC_COOKIE)
+        exact = (length >= 20) & (msg_length & 3 == 0) & (msg_length + 20 == length)
         classic_type = _CLASSIC_TYPES[msg_type]
-
+        on_port = (sport == STUN_PORT) | (dport == STUN_PORT)
+        # _udp off port 3478: the heuristics, or TURN flows the generic code keeps
         udp &= length > 0
         off_port = udp & ~on_port
-        # off port 3478: the heuristic, or state (TURN flows) the generic code keeps
-        stun = off_port & (top == 0) & cookie & exact
-        kind[off_port & (top == 0) & ~cookie & exact & classic_type] = GENERIC
-        kind[off_port & (top == 0x40)] = GENERIC
+        plain = top == 0
+        stun = off_port & plain & cookie & exact
+        generic |= off_port & ((plain & ~cookie & exact & classic_type) | (top == 1))
         # on port 3478: codec.classify
         on = udp & on_port
-        channel = on & (top == 0x40) & (length >= 4) & (4 + msg_length <= length)
-        truncated = on & (top == 0) & (length < 20)
-        classic = on & (top == 0) & (length >= 20) & ~cookie & classic_type
-        stun |= on & (top == 0) & (length >= 20) & cookie
+        channel = on & (top == 1) & (length >= 4) & (msg_length + 4 <= length)
+        on &= plain
+        truncated = on & (length < 20)
+        on &= length >= 20
+        classic = on & ~cookie & classic_type
+        stun |= on & cookie
         message = stun | classic
-        # over TCP only a lone message with the cookie that FIN or RST closes
-        tcp_message = tcp & carrying & (top == 0) & cookie & exact & (flags & 0x05 != 0)
-        kind[tcp & carrying & ~tcp_message] = GENERIC
-
+        # over TCP: only a lone message with the cookie, in a segment that FIN or RST ends
+        carrying = tcp & (length > 0)
+        tcp_message = carrying & plain & cookie & exact & (header["flags"] & 0x05 != 0)
+        generic |= carrying & ~tcp_message
+        # codec.peek: well formed? (some attribute kinds are left to the generic code)
         ok = exact.copy()
         checked = (message | tcp_message) & exact
         verdict, undecided = self._well_formed(buffer, payload[checked], length[checked])
         ok[checked] = verdict
-        kind[np.flatnonzero(checked)[undecided]] = GENERIC
-        binds = (msg_type & 0xFEEF) == _CHANNEL_BIND
-        kind[message & binds] = GENERIC
-
+        generic[np.flatnonzero(checked)[undecided]] = True
+        # Analyzer._message: ChannelBind over UDP remembers a TURN flow: generic
         cls = (msg_type >> 4) & 1 | (msg_type >> 7) & 2
-        requests = (message | tcp_message) & (cls == 0)
-        indications = (message | tcp_message) & (cls == 1)
-        responses = (message | tcp_message) & (cls >= 2)
-        if self.all_messages:
-            kind[(requests | indications) & (kind == NONE)] = GENERIC
-            kind[tcp_message & (requests | indications)] = GENERIC
-        undecided_kind = kind == NONE
-        kind[undecided_kind & message & requests] = REQUEST
-        kind[undecided_kind & message & responses] = RESPONSE
-        for selected, event in (
-            (requests, TCP_REQUEST),
-            (responses, TCP_RESPONSE),
-            (indications, TCP_INDICATION),
-        ):
-            kind[undecided_kind & tcp_message & selected] = event
+        generic |= message & ((msg_type & 0xFEEF) == _CHANNEL_BIND)
+        if self.all_messages:  # every request and indication is a record: generic
+            generic |= (message | tcp_message) & (cls < 2)
+        fast = (message | tcp_message) & ~generic
+        kind = np.where(
+            generic,
+            GENERIC,
+            np.where(
+                fast,
+                _MESSAGE_EVENTS[(tcp_message << 2) | cls],
+                np.where(carrying | ~tcp, NONE, TCP_EMPTY),
+            ),
+        ).astype(np.int8)
 
-        fast = kind == NONE
-        udp_counted = fast & (message | channel | truncated)
+        counted = kind == NONE
+        udp_fast = fast & ~tcp_message
+        fast_bad = udp_fast & ~ok
         counts = {
-            "frames": int(np.count_nonzero(fast)),
-            "not_ip": int(np.count_nonzero(fast & not_ip)),
-            "fragments": int(np.count_nonzero(fast & fragment)),
-            "udp_messages": int(np.count_nonzero(udp_counted)),
-            "channel_data": int(np.count_nonzero(fast & channel)),
-            "malformed": int(np.count_nonzero(fast & truncated))
-            + int(np.count_nonzero(fast & message & ~ok)),
-            "classic_messages": int(np.count_nonzero(fast & classic)),
-            "indications": int(np.count_nonzero(fast & message & indications)),
+            "frames": int(np.count_nonzero(counted | udp_fast)),
+            "not_ip": int(np.count_nonzero(counted & not_ip)),
+            "fragments": int(np.count_nonzero(counted & fragment)),
+            "udp_messages": int(np.count_nonzero(udp_fast | (counted & (channel | truncated)))),
+            "channel_data": int(np.count_nonzero(counted & channel)),
+            "malformed": int(np.count_nonzero(fast_bad | (counted & truncated))),
+            "classic_messages": int(np.count_nonzero(udp_fast & classic)),
+            "requests": int(np.count_nonzero(kind == REQUEST)),
+            "indications": int(np.count_nonzero(udp_fast & (cls == 1))),
+            "responses": int(np.count_nonzero(kind == RESPONSE)),
         }
-        for name, event in (("requests", REQUEST), ("responses", RESPONSE)):
-            counts[name] = int(np.count_nonzero(kind == event))
-            counts["frames"] += counts[name]
-            counts["udp_messages"] += counts[name]
-            counts["malformed"] += int(np.count_nonzero((kind == event) & ~ok))
-        counts["classic_messages"] += int(np.count_nonzero((kind >= REQUEST) & classic))
-
         events = np.flatnonzero(kind > NONE)
         event_kind = kind[events]
         keys, servers = self._keys(
-            raw_rows[events],
-            sliding_window_view(buffer, 16)[payload[events] + 4],
+            raw_rows[events].view(self.frame).ravel(),  # (whole rows: a fast copy)
+            sliding_window_view(buffer, 16)[payload[events] + 4].view(_IDENT).ravel(),
+            sport[events],
+            dport[events],
             classic[events],
             whole4[events],
             np.isin(event_kind, (TCP_REQUEST, TCP_RESPONSE, TCP_INDICATION, TCP_EMPTY)),
             np.isin(event_kind, (REQUEST, TCP_REQUEST)),
         )
+        times = self.times(rows)
+        sizes = np.minimum(20 + msg_length, length)[events]
+        # A request answered by the very next event becomes one PAIR event: the request's
+        # time, size and key, the response's packet and server.
+        answered = np.flatnonzero(
+            (event_kind[:-1] == REQUEST) & (event_kind[1:] == RESPONSE) & (keys[:-1] == keys[1:])
+        )
+        packets = events.copy()
+        if answered.size:
+            event_kind[answered] = PAIR
+            packets[answered] = events[answered + 1]
+            servers[answered] = servers[answered + 1]
+            keep = np.ones(events.size, bool)
+            keep[answered + 1] = False
+            events, event_kind, packets = events[keep], event_kind[keep], packets[keep]
+            keys, servers, sizes = keys[keep], servers[keep], sizes[keep]
         return Batch(
             counts,
             event_kind.tolist(),
-            events.tolist(),
-            self.times(rows[events]).tolist(),
-            keys,
-            servers,
-            np.minimum(20 + msg_length[events], length[events]).tolist(),
-            (~ok[events]).tolist(),
+            packets.tolist(),
+            times[events].tolist(),
+            keys.view(np.dtype((np.void, _KEY.itemsize))).tolist(),
+            servers.view(np.dtype((np.void, _SERVER.itemsize))).tolist(),
+            sizes.tolist(),
+            (~ok[packets]).tolist(),
+            times,
+            offsets,
             payload,
             length,
-            source,
-            address_length,
+            whole4,
             sport,
             dport,
         )
@@ -313,39 +364,33 @@ class Classifier:
         later, and which it could not decide here (an attribute kind checked in Python)."""
         verdict = np.ones(start.size, bool)
         undecided = np.zeros(start.size, bool)
-        at = np.full(start.size, 20, np.int64)
+        at = np.full(start.size, 20, np.int32)
         active = np.flatnonzero(at < end)
+        headers = sliding_window_view(buffer, 4)
         for _ in range(MAX_ATTRIBUTES):
             if not active.size:
                 break
             offset = at[active]
             limit = end[active]
             where = start[active] + offset
-            code = (buffer[where].astype(np.int64) << 8) | buffer[where + 1]
-            size = (buffer[where + 2].astype(np.int64) << 8) | buffer[where + 3]
-            rule = _RULE[code]
+            header = headers[where].view(_ATTRIBUTE_HEADER).ravel()
+            code = header["code"]
+            size = header["length"].astype(np.int32)
             family = buffer[where + 5]
+            fits = offset + 4 + size <= limit  # (the header fits too: size >= 0)
+            complex_ = _COMPLEX[code] & fits
             good = (
-                (offset + 4 <= limit)
-                & (offset + 4 + size <= limit)
-                & (
-                    (rule == _ANY)
-                    | ((rule == _FIXED) & ((size == _FIRST[code]) | (size == _SECOND[code])))
-                    | (
-                        (rule == _ADDRESS)
-                        & (((size == 8) & (family == 1)) | ((size == 20) & (family == 2)))
-                    )
-                    | ((rule == _MINIMUM) & (size >= _FIRST[code]))
-                    | ((rule == _HMAC_SHA256) & (size >= 16) & (size <= 32) & (size % 4 == 0))
-                    | ((rule == _EVEN) & (size % 2 == 0))
-                )
+                fits
+                & ~complex_
+                & (size >= _SHORTEST[code])
+                & (size <= _LONGEST[code])
+                & (size & _MULTIPLE[code] == 0)
+                & (~_ADDRESS[code] | ((size == 8) & (family == 1)) | ((size == 20) & (family == 2)))
             )
-            complex_ = (rule == _COMPLEX) & (offset + 4 + size <= limit)
             verdict[active[~good & ~complex_]] = False
             undecided[active[complex_]] = True
             at[active] = offset + 4 + ((size + 3) & ~3)
-            going = good & (at[active] < limit)
-            active = active[going]
+            active = active[good & (at[active] < limit)]
         undecided[active] = True
         return verdict, undecided
 
@@ -353,73 +398,42 @@ class Classifier:
         self,
         rows: np.ndarray,
         ident: np.ndarray,
+        sport: np.ndarray,
+        dport: np.ndarray,
         classic: np.ndarray,
         ipv4: np.ndarray,
         tcp: np.ndarray,
         request: np.ndarray,
-    ) -> tuple[list[bytes], list[bytes]]:
-        """``pair_key`` and ``server_key`` of each event, gathered as byte rows: the record's
-        first ROW bytes, then the 16 bytes after a STUN type and length, then constants."""
-        count = rows.shape[0]
-        table = np.empty((count, _TABLE), np.uint8)
-        table[:, :ROW] = rows
-        table[:, _IDENT : _IDENT + 16] = ident
-        table[:, _MARKER] = tcp | (classic << 1)
-        table[:, _FAMILY] = np.where(ipv4, 4, 16)
-        table[:, _ZERO] = 0
-        table[:, _TCP] = tcp
-        variant = (ipv4.astype(np.int64) << 2) | (request.astype(np.int64) << 1) | classic
-        keys = _gather(table, variant, _KEY_LAYOUT)
-        servers = _gather(table, ipv4.astype(np.int64), _SERVER_LAYOUT)
-        return (
-            keys.view(np.dtype((np.void, 54))).ravel().tolist(),
-            servers.view(np.dtype((np.void, 20))).ravel().tolist(),
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``pair_key`` and ``server_key`` of each event as structured rows of 64-bit words
+        (whole-array integer operations, no byte shuffling)."""
+        count = rows.size
+        zero = np.zeros(count, np.uint64)
+        source_high = np.where(ipv4, rows["source4"].astype(np.uint64) << 32, rows["source6_high"])
+        source_low = np.where(ipv4, zero, rows["source6_low"])
+        destination_high = np.where(
+            ipv4, rows["destination4"].astype(np.uint64) << 32, rows["destination6_high"]
         )
-
-
-def _gather(table: np.ndarray, variant: np.ndarray, layouts: np.ndarray) -> np.ndarray:
-    """Row i is ``table[i, layouts[variant[i]]]`` (grouped by variant: much faster)."""
-    out = np.empty((table.shape[0], layouts.shape[1]), np.uint8)
-    for number, layout in enumerate(layouts):
-        selected = np.flatnonzero(variant == number)
-        if selected.size:
-            out[selected] = table[selected][:, layout]
-    return out
-
-
-# Columns of the table _keys gathers from, and the layouts of the keys, per variant.
-_IDENT, _MARKER, _FAMILY, _ZERO, _TCP = ROW, ROW + 16, ROW + 17, ROW + 18, ROW + 19
-_TABLE = ROW + 20
-
-
-def _layouts() -> tuple[np.ndarray, np.ndarray]:
-    def address(ipv4: bool, source: bool) -> list[int]:
-        if ipv4:
-            first = 16 + (26 if source else 30)
-            return [*range(first, first + 4)] + [_ZERO] * 12
-        first = 16 + (22 if source else 38)
-        return list(range(first, first + 16))
-
-    def port(ipv4: bool, source: bool) -> list[int]:
-        first = 16 + (34 if ipv4 else 54) + (0 if source else 2)
-        return [first, first + 1]
-
-    keys = np.zeros((8, 54), np.int64)
-    servers = np.zeros((2, 20), np.int64)
-    for ipv4 in (False, True):
-        servers[int(ipv4)] = [_TCP, _FAMILY, *address(ipv4, True), *port(ipv4, True)]
-        for request in (False, True):
-            for classic in (False, True):
-                ident = (
-                    list(range(_IDENT, _IDENT + 16))
-                    if classic
-                    else [*range(_IDENT + 4, _IDENT + 16)] + [_ZERO] * 4
-                )
-                client = address(ipv4, request) + port(ipv4, request)
-                server = address(ipv4, not request) + port(ipv4, not request)
-                variant = int(ipv4) << 2 | int(request) << 1 | int(classic)
-                keys[variant] = [_MARKER, _FAMILY, *ident, *client, *server]
-    return keys, servers
-
-
-_KEY_LAYOUT, _SERVER_LAYOUT = _layouts()
+        destination_low = np.where(ipv4, zero, rows["destination6_low"])
+        family = np.where(ipv4, 4, 16).astype(np.uint64)
+        marker = (tcp | (classic << 1)).astype(np.uint64)
+        client_port = np.where(request, sport, dport).astype(np.uint64)
+        server_port = np.where(request, dport, sport).astype(np.uint64)
+        keys = np.empty(count, _KEY)
+        keys["id_high"] = np.where(classic, ident["classic_high"], ident["stun_high"])
+        keys["id_low"] = np.where(
+            classic, ident["classic_low"], ident["stun_low"].astype(np.uint64) << 32
+        )
+        keys["client_high"] = np.where(request, source_high, destination_high)
+        keys["client_low"] = np.where(request, source_low, destination_low)
+        keys["client_tail"] = (client_port << 48) | (marker << 40) | (family << 32)
+        keys["server_high"] = np.where(request, destination_high, source_high)
+        keys["server_low"] = np.where(request, destination_low, source_low)
+        keys["server_tail"] = server_port << 48
+        servers = np.empty(count, _SERVER)
+        servers["high"] = source_high
+        servers["low"] = source_low
+        servers["tail"] = (
+            (sport.astype(np.uint64) << 48) | (tcp.astype(np.uint64) << 40) | (family << 32)
+        )
+        return keys, servers

@@ -22,6 +22,7 @@ from stunscan import fastpath
 from stunscan.capture import PCAP_MAGICS, CaptureReader, Frame
 from stunscan.fastpath import (
     GENERIC,
+    PAIR,
     REQUEST,
     RESPONSE,
     TCP_EMPTY,
@@ -34,9 +35,9 @@ from stunscan.pcap import CLIENT_KEY, MAX_PENDING, PENDING_TIMEOUT, Analyzer
 from stunscan.recordwalk import CORRUPT, REACHED_LIMIT, RecordWalker
 from stunscan.sighting import Sighting
 
-SEGMENT = 8 << 20
+SEGMENT = 4 << 20
 """Bytes read at a time: memory stays flat whatever the capture's size."""
-BATCH = 32768
+BATCH = 16384
 """Records decided at a time (numpy's temporaries are a few hundred bytes per record)."""
 ETHERNET = 1
 
@@ -110,7 +111,7 @@ class PcapFeed:
                 walk = walker.walk(buffer, size, end - position)
                 for first in range(0, walk.offsets.size, BATCH):
                     batch = classifier.classify(buffer, walk.offsets[first : first + BATCH])
-                    records = self._run(batch, buffer, walk.offsets[first : first + BATCH], order)
+                    records = self._run(batch, buffer, order)
                     if records:
                         yield records
                 self.frames_read += walk.offsets.size
@@ -121,9 +122,7 @@ class PcapFeed:
                     break
         return position
 
-    def _run(
-        self, batch: Batch, buffer: np.ndarray, offsets: np.ndarray, order: str
-    ) -> list[Sighting]:
+    def _run(self, batch: Batch, buffer: np.ndarray, order: str) -> list[Sighting]:
         """The events of a batch, in packet order, through the analyser's pairing."""
         analyzer = self.analyzer
         stats = analyzer.stats
@@ -139,6 +138,9 @@ class PcapFeed:
         pending = analyzer.pending
         by_client = analyzer.pending_by_client
         paired = 0
+        stale = True
+        oldest: float | None = None
+        full = False
         for kind, packet, when, key, server, size, bad in zip(
             batch.types,
             batch.packets,
@@ -149,6 +151,29 @@ class PcapFeed:
             batch.malformed,
             strict=True,
         ):
+            if kind == PAIR:
+                # Analyzer._request then _pair, when the ageing would remove nothing and
+                # the key and client are new: the request is added and taken back, paired,
+                # and the tables end as they were (so the view of them below stays true)
+                if stale:
+                    oldest = next(iter(pending.values()))[1] if pending else None
+                    full = len(pending) >= MAX_PENDING
+                    stale = False
+                if (
+                    not full
+                    and (oldest is None or oldest > when - PENDING_TIMEOUT)
+                    and key not in pending
+                    and not (by_client and key[:CLIENT_KEY] in by_client)
+                ):
+                    paired += 1
+                    if all_messages or server not in servers:
+                        moment = float(batch.times_of_packets[packet])
+                        self._emit(batch, raw, packet, moment, "udp", size, key, server, False)
+                    continue
+                request(when, key, size)  # and the response below
+                kind = RESPONSE
+                when = float(batch.times_of_packets[packet])
+            stale = True
             if kind == REQUEST:
                 # Analyzer._request, its ageing only checked here (it runs when due)
                 if pending and (
@@ -175,7 +200,7 @@ class PcapFeed:
                     self._emit(batch, raw, packet, when, "udp", request_size, key, server, moved)
                 continue
             if kind == GENERIC or tcp_flows:
-                at = int(offsets[packet])
+                at = int(batch.offsets[packet])
                 caplen = int.from_bytes(raw[at + 8 : at + 12], byteorder)
                 analyzer.feed_frame(
                     Frame(when, ETHERNET, raw[at + 16 : at + 16 + caplen].tobytes())
@@ -214,8 +239,9 @@ class PcapFeed:
     ) -> None:
         payload = int(batch.payload[packet])
         end = payload + int(batch.length[packet])
-        source = int(batch.source[packet])
-        length = int(batch.address_length[packet])
+        ipv4 = bool(batch.ipv4[packet])
+        source = int(batch.offsets[packet]) + 16 + (26 if ipv4 else 22)
+        length = 4 if ipv4 else 16
         sighting = self.analyzer._emit(
             when,
             transport,

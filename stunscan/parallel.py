@@ -50,7 +50,7 @@ def plan(path: Path, workers: int, min_bytes: int = PARALLEL_MIN_BYTES) -> list[
 
 
 def _work(path: Path, start: int, end: int, channel: Any) -> None:
-    analyzer = Analyzer(track_unsolicited=True, decode=False)
+    analyzer = Analyzer(track_unsolicited=True)
     reader = PcapFeed(path, analyzer, start, end)
     batch: list[Sighting] = []
     for out in reader:

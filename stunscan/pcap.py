@@ -50,7 +50,7 @@ _REQUEST = int(proto.MessageClass.REQUEST)
 _CHANNEL_BIND = proto.message_type(0x009, 0)
 """ChannelBind's type with the class bits masked (0xFEEF clears them)."""
 _INDICATION = int(proto.MessageClass.INDICATION)
-CLIENT_KEY = 36
+CLIENT_KEY = 40
 """The prefix of a :func:`pair_key` that names the request's ID, transport and client."""
 
 
@@ -101,13 +101,8 @@ class Analyzer:
     each message; the full decode runs only for the messages that become records.
     """
 
-    def __init__(
-        self, *, all_messages: bool = False, track_unsolicited: bool = False, decode: bool = True
-    ) -> None:
-        """``track_unsolicited`` and ``decode=False`` are for the workers of
-        ``stunscan.parallel``: the parent pairs across runs, decodes and tallies."""
+    def __init__(self, *, all_messages: bool = False, track_unsolicited: bool = False) -> None:
         self.all_messages = all_messages
-        self.decode = decode
         self.stats = Stats()
         # The tables below are aged oldest first. They are OrderedDicts, not dicts, because
         # a dict that is popped at the front keeps the holes, and finding its first entry
@@ -134,7 +129,7 @@ class Analyzer:
     def feed(self, frame: Frame) -> list[Record]:
         """The records this frame adds (usually none)."""
         self.feed_frame(frame)
-        return [sighting.record() for sighting in self.drain()]
+        return [self.record(sighting) for sighting in self.drain()]
 
     def feed_frame(self, frame: Frame) -> None:
         """Analyse a frame; what it adds waits in :meth:`drain` (see stunscan.fastpcap)."""
@@ -178,8 +173,19 @@ class Analyzer:
         else:
             self.stats.not_ip += 1
 
+    def record(self, sighting: Sighting) -> Record:
+        """A sighting :meth:`drain` gave, decoded; the first of its server is tallied.
+
+        Decoding waits until the records are wanted, one at a time, so that a batch of
+        them is never all in memory (and the workers of stunscan.parallel never decode).
+        """
+        record = sighting.record()
+        if sighting.first:
+            self.tally.count(record)
+        return record
+
     def drain(self) -> list[Sighting]:
-        """What was found since the last call, in order, not decoded yet."""
+        """What was found since the last call, in order, not decoded yet (see record)."""
         out = self._out
         if out:
             self._out = []
@@ -427,10 +433,8 @@ class Analyzer:
     def _report(self, server: bytes, sighting: Sighting, moved: bool) -> None:
         sighting.moved = moved
         if server not in self.tally.servers:
-            if self.decode:
-                self.tally.add(server, sighting.record())
-            else:
-                self.tally.servers.add(server)
+            self.tally.servers.add(server)
+            sighting.first = True
 
     def _emit(
         self,
@@ -467,36 +471,29 @@ class Analyzer:
         self.pending_by_client.clear()
 
 
+_PAIR_KEY = struct.Struct(">16s16sHBB4x16sH6x")
+_SERVER_KEY = struct.Struct(">16sHBB4x")
+
+
 def pair_key(
     tid: bytes, transport: str, client: bytes, client_port: int, server: bytes, server_port: int
 ) -> bytes:
     """How a request and its response find each other: one flat bytes key of fixed layout.
 
-    Bytes, not a tuple, so that the vectorised reader (``stunscan.fastpcap``) can build the
-    same keys for a whole batch at C speed. Layout: a marker (bit 0 TCP, bit 1 a 16-byte
-    classic ID), the ID padded to 16, the address length, the client address padded to 16
-    and port, the server address padded to 16 and port. Its first :data:`CLIENT_KEY` bytes
-    are the (ID, transport, client) key of ``pending_by_client``.
+    Bytes, not a tuple, so that the vectorised reader (``stunscan.fastpath``) can build the
+    same keys for a whole batch at C speed, as eight big-endian 64-bit words: the ID and the
+    client address (each padded to 16 bytes); the client port, a marker (bit 0 TCP, bit 1 a
+    16-byte classic ID) and the address length; the server address and port. Its first
+    :data:`CLIENT_KEY` bytes are the (ID, transport, client) key of ``pending_by_client``.
     """
-    return b"".join(
-        (
-            bytes(((transport == "tcp") | (len(tid) == 16) << 1, len(client))),
-            tid.ljust(16, b"\0"),
-            client.ljust(16, b"\0"),
-            client_port.to_bytes(2, "big"),
-            server.ljust(16, b"\0"),
-            server_port.to_bytes(2, "big"),
-        )
-    )
+    marker = (transport == "tcp") | (len(tid) == 16) << 1
+    return _PAIR_KEY.pack(tid, client, client_port, marker, len(client), server, server_port)
 
 
 def server_key(transport: str, address: bytes, port: int) -> bytes:
-    """One responding server, as the tally counts it: transport, address and port."""
-    return (
-        bytes((transport == "tcp", len(address)))
-        + address.ljust(16, b"\0")
-        + port.to_bytes(2, "big")
-    )
+    """One responding server, as the tally counts it: address, port, transport (three
+    big-endian 64-bit words, see :func:`pair_key`)."""
+    return _SERVER_KEY.pack(address, port, transport == "tcp", len(address))
 
 
 def _version_ethertype(data: bytes, offset: int) -> int:
@@ -526,6 +523,10 @@ class ServerTally:
 
     def add(self, server: bytes, record: Record) -> None:
         self.servers.add(server)
+        self.count(record)
+
+    def count(self, record: Record) -> None:
+        """The figures of a server's first response (already in :attr:`servers`)."""
         self.factors.append(record.amplification)
         self.families[record.family] += 1
         software = record.software()

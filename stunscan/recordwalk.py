@@ -20,9 +20,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from stunscan.capture import MAX_RECORD
 
-SPACING = 8192
+SPACING = 16384
 """Bytes between guessed chain starts: about 80 records of small packets per chain."""
-WINDOW = 64
+WINDOW = 256
 """Bytes searched after each guess point for a plausible header."""
 MAX_ROUNDS = 8
 """Rounds of re-walking after wrong guesses before walking the rest one chain at a time."""
@@ -81,17 +81,18 @@ class RecordWalker:
         if not points.size:
             return np.zeros(1, np.int64)
         seconds = int(buffer[:16].view(self.header)[0]["seconds"])
-        candidates = (points[:, None] + np.arange(WINDOW, dtype=np.int64)).ravel()
-        candidates = candidates[self._plausible(buffer, candidates, seconds)]
+        # a cheap sieve first: the top byte of the seconds, which packet bytes seldom match
+        top = sliding_window_view(buffer, WINDOW)[points + (3 if self.little else 0)]
+        near = np.abs(top.astype(np.int16) - (seconds >> 24)) <= 1
+        rows, columns = np.nonzero(near)
+        candidates = points[rows] + columns
+        plausible = self._plausible(buffer, candidates, seconds)
         following = candidates + 16 + self._caplen(buffer, candidates)
-        inside = following + 16 <= size
-        keep = ~inside
-        keep[inside] = self._plausible(buffer, following[inside], seconds)
-        candidates = candidates[keep]
-        # the first plausible offset after each point: the smallest per SPACING bucket
-        buckets = candidates // SPACING
+        inside = plausible & (following + 16 <= size)
+        plausible[inside] = self._plausible(buffer, following[inside], seconds)
+        rows, candidates = rows[plausible], candidates[plausible]
         first = np.ones(candidates.size, bool)
-        first[1:] = buckets[1:] != buckets[:-1]
+        first[1:] = rows[1:] != rows[:-1]
         return np.concatenate(([0], candidates[first]))
 
     def _plausible(self, buffer: np.ndarray, at: np.ndarray, seconds: int) -> np.ndarray:

@@ -8,7 +8,7 @@ reported, so they hand these back undecoded; only the parent decodes the ones it
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from stunscan import codec
 from stunscan.record import Record
@@ -30,29 +30,29 @@ class Sighting:
     pair_key: bytes | None = None
     moved: bool = False
     """Answered from another address than the request went to (see Analyzer._pair)."""
-    _record: Record | None = field(default=None, repr=False)
+    first: bool = False
+    """The first response seen from its server: the one the server tally counts."""
 
     def record(self) -> Record:
-        """The report row's record, decoded once (the same object on every call)."""
-        if self._record is None:
-            message = codec.decode(self.data, datagram=self.transport == "udp")
-            assert message is not None  # the analyser's peek said it is STUN
-            client = endpoint_text(ip_text(self.dst), self.dport)
-            record = Record(
-                self.time,
-                ip_text(self.src),
-                self.sport,
-                self.transport,
-                message,
-                message.size,
-                self.request_size,
-                client,
-            )
-            record.pair_key = self.pair_key
-            if self.moved:
-                record.extra["answered_from_another_address"] = True
-            self._record = record
-        return self._record
+        """The report row's record, decoded now (not kept: a batch's worth of decoded
+        messages would be most of the analyser's memory)."""
+        message = codec.decode(self.data, datagram=self.transport == "udp")
+        assert message is not None  # the analyser's peek said it is STUN
+        client = endpoint_text(ip_text(self.dst), self.dport)
+        record = Record(
+            self.time,
+            ip_text(self.src),
+            self.sport,
+            self.transport,
+            message,
+            message.size,
+            self.request_size,
+            client,
+        )
+        record.pair_key = self.pair_key
+        if self.moved:
+            record.extra["answered_from_another_address"] = True
+        return record
 
 
 def ip_text(packed: bytes) -> str:
