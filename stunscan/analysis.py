@@ -12,8 +12,9 @@ from typing import Any
 
 from rich.console import Console
 
-from stunscan.capture import CaptureError, CaptureReader, is_capture
+from stunscan.capture import CaptureError, is_capture
 from stunscan.display import records_table, summary_panel
+from stunscan.fastpcap import PcapFeed
 from stunscan.parallel import analyse_in_parallel, plan
 from stunscan.pcap import Analyzer, summarize
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
@@ -93,12 +94,12 @@ def run_capture_analysis(
                     if problem:
                         warnings.append(problem)
                     continue
-                reader = CaptureReader(path)
-                for frame in reader:
-                    for record in analyzer.feed(frame):
-                        emit(record)
-                if reader.problem:
-                    warnings.append(reader.problem)
+                feed = PcapFeed(path, analyzer)
+                for sightings in feed:
+                    for sighting in sightings:
+                        emit(analyzer.record(sighting))
+                if feed.problem:
+                    warnings.append(feed.problem)
         except CaptureError as exc:
             warnings.append(str(exc))
         except KeyboardInterrupt:

@@ -9,6 +9,7 @@ slices and ``int.from_bytes`` rather than per-field objects.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,9 +89,14 @@ class Message:
 
 
 def _address(value: bytes, key: bytes) -> proto.Address:
-    return proto.Address(
-        value[1], int.from_bytes(value[2:4], "big"), str(ipaddress.ip_address(value[4:]))
-    )
+    return proto.Address(value[1], int.from_bytes(value[2:4], "big"), _ip_text(value[4:]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_text(packed: bytes) -> str:
+    """ipaddress's text of an address, cached: building the object costs more than the
+    rest of an attribute, and a capture names the same clients again and again."""
+    return str(ipaddress.ip_address(packed))
 
 
 def _xor_address(value: bytes, key: bytes) -> proto.Address:
@@ -147,7 +153,16 @@ def decode_attribute(
 ) -> Attribute:
     """Decode one TLV value by its registry kind; raw bytes and a problem if it can't fit."""
     kind = _KIND_OF.get(code, "bytes")
-    problem = proto.attribute_problem(code, declared, value, kind)
+    size = len(value)
+    if size == declared and (
+        kind == "string"
+        or kind == "bytes"
+        or size in _FIXED_SIZES.get(code, ())
+        or (code in _ADDRESSES and size >= 8 and (size, value[1]) in _ADDRESS_SHAPES)
+    ):
+        problem = None  # the usual case, as well_formed decides it: no wording needed
+    else:
+        problem = proto.attribute_problem(code, declared, value, kind)
     decoded = value if problem else _DECODERS[kind](value, key)
     return Attribute(code, declared, value, padding, decoded, problem)
 

@@ -15,7 +15,6 @@ run. All are rare in a file large enough to be split (>= PARALLEL_MIN_BYTES).
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import multiprocessing
 import os
@@ -27,9 +26,11 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import IO, Any
 
-from stunscan.capture import CaptureReader, pcap_boundaries
-from stunscan.pcap import Analyzer, ServerTally, Stats
+from stunscan.capture import pcap_boundaries
+from stunscan.fastpcap import PcapFeed
+from stunscan.pcap import Analyzer, ServerTally, Stats, server_key
 from stunscan.record import Record
+from stunscan.sighting import Sighting
 
 PARALLEL_MIN_BYTES = 32 << 20
 BATCH = 512
@@ -50,10 +51,9 @@ def plan(path: Path, workers: int, min_bytes: int = PARALLEL_MIN_BYTES) -> list[
 
 def _work(path: Path, start: int, end: int, channel: Any) -> None:
     analyzer = Analyzer(track_unsolicited=True)
-    reader = CaptureReader(path, start, end)
-    batch: list[Record] = []
-    for frame in reader:
-        out = analyzer.feed(frame)
+    reader = PcapFeed(path, analyzer, start, end)
+    batch: list[Sighting] = []
+    for out in reader:
         if out:
             batch.extend(out)
             if len(batch) >= BATCH:
@@ -115,8 +115,8 @@ def _collect(
             elif index:
                 held[index].write(len(message).to_bytes(4, "big") + message)
             else:
-                for record in pickle.loads(message[1:]):
-                    _emit_new(record, tally, emit)
+                for sighting in pickle.loads(message[1:]):
+                    _emit_new(sighting, tally, emit)
     return results
 
 
@@ -129,7 +129,7 @@ def _merge(
     """Run by run: pair responses with requests an earlier run left pending, then emit the
     held records of servers not reported yet."""
     total = Stats()
-    earlier_pending: dict[tuple[object, ...], tuple[int, float]] = {}
+    earlier_pending: dict[bytes, tuple[int, float]] = {}
     problem = None
     for index, (stats, pending, unsolicited, problem) in enumerate(results):
         request_sizes = {}
@@ -142,10 +142,10 @@ def _merge(
         spill = held[index]
         spill.seek(0)
         while size := int.from_bytes(spill.read(4), "big"):
-            for record in pickle.loads(spill.read(size)[1:]):
-                if record.request_size is None and record.pair_key in request_sizes:
-                    record.request_size = request_sizes[record.pair_key]
-                _emit_new(record, tally, emit)
+            for sighting in pickle.loads(spill.read(size)[1:]):
+                if sighting.request_size is None and sighting.pair_key in request_sizes:
+                    sighting.request_size = request_sizes[sighting.pair_key]
+                _emit_new(sighting, tally, emit)
         earlier_pending.update(pending)
         total.add(stats)
         if problem:
@@ -154,8 +154,10 @@ def _merge(
     return total, problem
 
 
-def _emit_new(record: Record, tally: ServerTally, emit: Callable[[Record], None]) -> None:
-    server = (record.protocol, ipaddress.ip_address(record.ip).packed, record.port)
+def _emit_new(sighting: Sighting, tally: ServerTally, emit: Callable[[Record], None]) -> None:
+    """Decode and emit a worker's sighting, unless its server was reported already."""
+    server = server_key(sighting.transport, sighting.src, sighting.sport)
     if server not in tally.servers:
+        record = sighting.record()
         tally.add(server, record)
         emit(record)

@@ -16,7 +16,6 @@ memory stays flat however long the capture.
 from __future__ import annotations
 
 import dataclasses
-import socket
 import statistics
 import struct
 from collections import Counter, OrderedDict
@@ -26,7 +25,7 @@ from stunscan import codec
 from stunscan import protocol as proto
 from stunscan.capture import Frame
 from stunscan.record import Record
-from stunscan.text import endpoint_text
+from stunscan.sighting import Sighting
 
 STUN_PORT = 3478
 MAX_PENDING = 100_000
@@ -51,6 +50,8 @@ _REQUEST = int(proto.MessageClass.REQUEST)
 _CHANNEL_BIND = proto.message_type(0x009, 0)
 """ChannelBind's type with the class bits masked (0xFEEF clears them)."""
 _INDICATION = int(proto.MessageClass.INDICATION)
+CLIENT_KEY = 40
+"""The prefix of a :func:`pair_key` that names the request's ID, transport and client."""
 
 
 @dataclass(slots=True)
@@ -106,19 +107,20 @@ class Analyzer:
         # The tables below are aged oldest first. They are OrderedDicts, not dicts, because
         # a dict that is popped at the front keeps the holes, and finding its first entry
         # then walks them all: that made a million-packet capture three times slower.
-        self.pending: OrderedDict[tuple[object, ...], tuple[int, float]] = OrderedDict()
-        """Requests awaiting a response: pairing key -> (size, capture time)."""
-        self.pending_by_client: OrderedDict[tuple[object, ...], tuple[object, ...]] = OrderedDict()
+        self.pending: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
+        """Requests awaiting a response: pairing key (see :func:`pair_key`) -> (size, capture
+        time)."""
+        self.pending_by_client: OrderedDict[bytes, bytes] = OrderedDict()
         """The same requests by (ID, transport, client) only: an answer to CHANGE-REQUEST
         (RFC 3489, RFC 5780) legitimately comes from another address or port."""
         self.tally = ServerTally()
-        self.unsolicited: dict[tuple[object, ...], None] | None = None
+        self.unsolicited: dict[bytes, None] | None = None
         """With ``track_unsolicited``: the pairing keys of unanswered-for responses, so a
         merge can pair them with requests another worker saw (see stunscan.parallel)."""
         self.tcp_flows: OrderedDict[tuple[bytes, int, bytes, int], _TcpFlow] = OrderedDict()
         self.turn_flows: OrderedDict[tuple[str, bytes, int, bytes, int], float] = OrderedDict()
         """UDP flows with a TURN channel bound (ChannelBind seen) -> last seen."""
-        self._out: list[Record] = []
+        self._out: list[Sighting] = []
         if track_unsolicited:
             self.unsolicited = {}
 
@@ -126,6 +128,11 @@ class Analyzer:
 
     def feed(self, frame: Frame) -> list[Record]:
         """The records this frame adds (usually none)."""
+        self.feed_frame(frame)
+        return [self.record(sighting) for sighting in self.drain()]
+
+    def feed_frame(self, frame: Frame) -> None:
+        """Analyse a frame; what it adds waits in :meth:`drain` (see stunscan.fastpcap)."""
         self.stats.frames += 1
         data = frame.data
         linktype = frame.linktype
@@ -137,7 +144,7 @@ class Analyzer:
                 total = (data[16] << 8) | data[17]
                 src, dst = data[26:30], data[30:34]
                 self._transport(frame.time, data[34 : 14 + total], data[23], src, dst)
-            return self._drain()
+            return
         if linktype == 1:  # Ethernet
             ethertype = (data[12] << 8) | data[13] if len(data) >= 14 else 0
             offset = 14
@@ -165,9 +172,20 @@ class Analyzer:
             self._ipv6(frame.time, data, offset)
         else:
             self.stats.not_ip += 1
-        return self._drain()
 
-    def _drain(self) -> list[Record]:
+    def record(self, sighting: Sighting) -> Record:
+        """A sighting :meth:`drain` gave, decoded; the first of its server is tallied.
+
+        Decoding waits until the records are wanted, one at a time, so that a batch of
+        them is never all in memory (and the workers of stunscan.parallel never decode).
+        """
+        record = sighting.record()
+        if sighting.first:
+            self.tally.count(record)
+        return record
+
+    def drain(self) -> list[Sighting]:
+        """What was found since the last call, in order, not decoded yet (see record)."""
         out = self._out
         if out:
             self._out = []
@@ -358,18 +376,7 @@ class Analyzer:
             self._remember_turn_flow(when, src, sport, dst, dport)  # ChannelData will follow
         if cls == _REQUEST:
             stats.requests += 1
-            pending = self.pending
-            by_client = self.pending_by_client
-            while pending:
-                oldest, (_, asked_at) = next(iter(pending.items()))
-                if len(pending) < MAX_PENDING and asked_at > when - PENDING_TIMEOUT:
-                    break
-                del pending[oldest]
-                by_client.pop(oldest[:4], None)
-                stats.unanswered += 1
-            key = (tid, transport, src, sport, dst, dport)
-            pending[key] = (size, when)
-            by_client[key[:4]] = key  # (ID, transport, client): no larger than pending
+            self._request(when, pair_key(tid, transport, src, sport, dst, dport), size)
             if self.all_messages:
                 self._emit(when, transport, data, src, sport, dst, dport, None)
             return
@@ -379,10 +386,34 @@ class Analyzer:
                 self._emit(when, transport, data, src, sport, dst, dport, None)
             return
         stats.responses += 1
-        key = (tid, transport, dst, dport, src, sport)
+        key = pair_key(tid, transport, dst, dport, src, sport)
+        request_size, moved = self._pair(key)
+        server = server_key(transport, src, sport)
+        if server in self.tally.servers and not self.all_messages:
+            return
+        sighting = self._emit(when, transport, data, src, sport, dst, dport, request_size, key)
+        self._report(server, sighting, moved)
+
+    def _request(self, when: float, key: bytes, size: int) -> None:
+        """Remember a request for pairing, first ageing out the oldest (as unanswered)."""
+        pending = self.pending
+        by_client = self.pending_by_client
+        while pending:
+            oldest, (_, asked_at) = next(iter(pending.items()))
+            if len(pending) < MAX_PENDING and asked_at > when - PENDING_TIMEOUT:
+                break
+            del pending[oldest]
+            by_client.pop(oldest[:CLIENT_KEY], None)
+            self.stats.unanswered += 1
+        pending[key] = (size, when)
+        by_client[key[:CLIENT_KEY]] = key  # (ID, transport, client): no larger than pending
+
+    def _pair(self, key: bytes) -> tuple[int | None, bool]:
+        """Pair a response with its pending request: (the request's size or None, whether
+        it answered from another address than the one asked)."""
         request = self.pending.pop(key, None)
         moved = False
-        client = key[:4]
+        client = key[:CLIENT_KEY]
         if request is not None:
             if self.pending_by_client.get(client) == key:
                 del self.pending_by_client[client]
@@ -391,21 +422,19 @@ class Analyzer:
             if asked is not None:
                 request = self.pending.pop(asked, None)
                 moved = request is not None
-        request_size = None if request is None else request[0]
         if request is None:
-            stats.unsolicited += 1
+            self.stats.unsolicited += 1
             if self.unsolicited is not None and len(self.unsolicited) < MAX_PENDING:
                 self.unsolicited[key] = None
-        else:
-            stats.paired += 1
-        server = (transport, src, sport)
-        if server in self.tally.servers and not self.all_messages:
-            return
-        record = self._emit(when, transport, data, src, sport, dst, dport, request_size, key)
-        if moved:
-            record.extra["answered_from_another_address"] = True
+            return None, False
+        self.stats.paired += 1
+        return request[0], moved
+
+    def _report(self, server: bytes, sighting: Sighting, moved: bool) -> None:
+        sighting.moved = moved
         if server not in self.tally.servers:
-            self.tally.add(server, record)
+            self.tally.servers.add(server)
+            sighting.first = True
 
     def _emit(
         self,
@@ -417,17 +446,11 @@ class Analyzer:
         dst: bytes,
         dport: int,
         request_size: int | None,
-        key: tuple[object, ...] | None = None,
-    ) -> Record:
-        message = codec.decode(data, datagram=transport == "udp")
-        assert message is not None  # peek said it is STUN
-        client = endpoint_text(_ip(dst), dport)
-        record = Record(
-            when, _ip(src), sport, transport, message, message.size, request_size, client
-        )
-        record.pair_key = key
-        self._out.append(record)
-        return record
+        key: bytes | None = None,
+    ) -> Sighting:
+        sighting = Sighting(when, transport, data, src, sport, dst, dport, request_size, key)
+        self._out.append(sighting)
+        return sighting
 
     def _remember_turn_flow(
         self, when: float, src: bytes, sport: int, dst: bytes, dport: int
@@ -448,6 +471,31 @@ class Analyzer:
         self.pending_by_client.clear()
 
 
+_PAIR_KEY = struct.Struct(">16s16sHBB4x16sH6x")
+_SERVER_KEY = struct.Struct(">16sHBB4x")
+
+
+def pair_key(
+    tid: bytes, transport: str, client: bytes, client_port: int, server: bytes, server_port: int
+) -> bytes:
+    """How a request and its response find each other: one flat bytes key of fixed layout.
+
+    Bytes, not a tuple, so that the vectorised reader (``stunscan.fastpath``) can build the
+    same keys for a whole batch at C speed, as eight big-endian 64-bit words: the ID and the
+    client address (each padded to 16 bytes); the client port, a marker (bit 0 TCP, bit 1 a
+    16-byte classic ID) and the address length; the server address and port. Its first
+    :data:`CLIENT_KEY` bytes are the (ID, transport, client) key of ``pending_by_client``.
+    """
+    marker = (transport == "tcp") | (len(tid) == 16) << 1
+    return _PAIR_KEY.pack(tid, client, client_port, marker, len(client), server, server_port)
+
+
+def server_key(transport: str, address: bytes, port: int) -> bytes:
+    """One responding server, as the tally counts it: address, port, transport (three
+    big-endian 64-bit words, see :func:`pair_key`)."""
+    return _SERVER_KEY.pack(address, port, transport == "tcp", len(address))
+
+
 def _version_ethertype(data: bytes, offset: int) -> int:
     if len(data) <= offset:
         return 0
@@ -463,22 +511,22 @@ def _stream_looks_like_stun(payload: bytes) -> bool:
     )
 
 
-def _ip(packed: bytes) -> str:
-    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
-
-
 class ServerTally:
     """The report's per-server figures: each responding server counted once, with the
     amplification, family and SOFTWARE of the response that first showed it."""
 
     def __init__(self) -> None:
-        self.servers: set[object] = set()
+        self.servers: set[bytes] = set()
         self.factors: list[float] = []
         self.families: Counter[int] = Counter()
         self.software: Counter[str] = Counter()
 
-    def add(self, server: object, record: Record) -> None:
+    def add(self, server: bytes, record: Record) -> None:
         self.servers.add(server)
+        self.count(record)
+
+    def count(self, record: Record) -> None:
+        """The figures of a server's first response (already in :attr:`servers`)."""
         self.factors.append(record.amplification)
         self.families[record.family] += 1
         software = record.software()

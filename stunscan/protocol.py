@@ -755,11 +755,10 @@ def attribute_problem(
     code: int, declared: int, value: bytes, kind: str | None = None
 ) -> str | None:
     """Why one attribute is malformed (value short of its length, or wrong for its kind)."""
-    name = attribute_name(code)
     if len(value) < declared:
-        return f"{name} declares {declared} bytes, {len(value)} present"
+        return f"{attribute_name(code)} declares {declared} bytes, {len(value)} present"
     problem = value_length_problem(kind or attribute_kind(code), value)
-    return f"{name}: {problem}" if problem else None
+    return f"{attribute_name(code)}: {problem}" if problem else None
 
 
 def trailing_bytes_problem(count: int) -> str:

@@ -1,0 +1,59 @@
+"""A response seen that will become a report row, kept as bytes until the row is needed.
+
+Decoding every attribute is most of the cost of a row. The analyser's workers (see
+``stunscan.parallel``) find first sightings of servers that another run may already have
+reported, so they hand these back undecoded; only the parent decodes the ones it writes.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from stunscan import codec
+from stunscan.record import Record
+from stunscan.text import endpoint_text
+
+
+@dataclass(slots=True)
+class Sighting:
+    """One message to report: where and when it was seen and its bytes, not decoded."""
+
+    time: float
+    transport: str
+    data: bytes
+    src: bytes
+    sport: int
+    dst: bytes
+    dport: int
+    request_size: int | None
+    pair_key: bytes | None = None
+    moved: bool = False
+    """Answered from another address than the request went to (see Analyzer._pair)."""
+    first: bool = False
+    """The first response seen from its server: the one the server tally counts."""
+
+    def record(self) -> Record:
+        """The report row's record, decoded now (not kept: a batch's worth of decoded
+        messages would be most of the analyser's memory)."""
+        message = codec.decode(self.data, datagram=self.transport == "udp")
+        assert message is not None  # the analyser's peek said it is STUN
+        client = endpoint_text(ip_text(self.dst), self.dport)
+        record = Record(
+            self.time,
+            ip_text(self.src),
+            self.sport,
+            self.transport,
+            message,
+            message.size,
+            self.request_size,
+            client,
+        )
+        record.pair_key = self.pair_key
+        if self.moved:
+            record.extra["answered_from_another_address"] = True
+        return record
+
+
+def ip_text(packed: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
