@@ -1,11 +1,13 @@
 """Analyse one large pcap file on several cores, with the same answer as one core.
 
 The file is cut at record boundaries into one run per worker (forked processes). Each
-worker runs the ordinary Analyzer over its run and streams back the records it makes; the
-parent then merges what a cut separates: a response whose request sits in an earlier run
-is paired with it (its amplification measured against the real request), and a server
-seen in an earlier run is reported once, from its first response. Records of the first
-run stream out at once; later runs' wait for the runs before them.
+worker runs the ordinary Analyzer over its run (through ``stunscan.fastpcap``) and streams
+back what it finds as undecoded sightings (``stunscan.sighting``); the parent then merges
+what a cut separates: a response whose request sits in an earlier run is paired with it
+(its amplification measured against the real request), and a server seen in an earlier run
+is reported once, from its first response. Only the parent decodes, and only the sightings
+it reports. Those of the first run stream out at once; later runs' wait for the runs
+before them.
 
 What a cut still loses, and why it is acceptable: a STUN message split across TCP segments
 on both sides of a cut; ChannelData on a non-STUN port whose TURN Allocate is in an earlier
