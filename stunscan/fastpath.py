@@ -6,9 +6,10 @@ heuristic, ``codec.classify``, ``codec.peek`` (``codec.well_formed`` included), 
 class. Packets whose handling is stateless (not STUN, ChannelData on 3478, a truncated
 header) are only counted. Requests and responses become events, with their pairing keys
 built here, for the analyser's pairing loop. Every packet it is not sure of (VLAN tags, IP
-options, fragments' neighbours, ICMP, ChannelBind, ChannelData off port 3478, classic STUN
-off port 3478, TCP that is not one whole STUN message...) becomes a GENERIC event: the
-analyser's own per-packet code runs on it, in order, so results never change.
+options, IPv6 extension headers, ICMP, ChannelBind, ChannelData or classic STUN off port
+3478, TCP that is not one whole STUN message ending its connection, attribute kinds with
+checks of their own...) becomes a GENERIC event: the analyser's own per-packet code runs on
+it, in order, so results never change.
 """
 
 from __future__ import annotations
@@ -165,12 +166,11 @@ class Batch:
 
     Per event: its type, packet index, capture time, pairing key and server key (see
     ``stunscan.pcap.pair_key``; meaningless for GENERIC), message size, malformed flag (for
-    a PAIR: the request's time, key and size, the response's packet and server). ``times``
-    holds every packet's capture time.
-    ``offsets`` (the records'), ``payload`` and ``length`` (the transport payload), ``ipv4``
-    and the ports (per packet)
-    let the analyser cut out the bytes the generic code would hand to the decoder, for the
-    few events that become records.
+    a PAIR: the request's time, key and size, the response's packet and server).
+
+    Per packet: ``times_of_packets``, ``offsets`` (the records'), ``payload`` and ``length``
+    (the transport payload), ``ipv4`` and the ports let the analyser cut out the bytes the
+    generic code would hand to the decoder, for the few events that become records.
     """
 
     counts: dict[str, int]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import struct
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -394,3 +395,16 @@ def _check_attribute_shapes(code: int, attribute: bytes) -> None:
             message = b"\x01\x01" + len(body).to_bytes(2, "big") + cookie + b"T" * 12 + body
             assert_row_agrees(message)
             assert_row_agrees(message[:-1])
+
+
+def test_pcap_command_does_not_import_scapy(mixed: Path) -> None:
+    code = (
+        "import sys\n"
+        "from stunscan.cli import main\n"
+        f"sys.argv = ['stunscan', 'pcap', {str(mixed)!r}, '--csv', '/dev/null']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'scapy' not in sys.modules, 'scapy imported'\n"
+        "assert 'numpy' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
