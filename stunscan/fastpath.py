@@ -34,8 +34,15 @@ PADDING = 256
 MAX_ATTRIBUTES = 48
 """Attributes checked per message here; a message with more goes the generic way."""
 
-_IPV6_EXTENSIONS = (0, 43, 60, 44, 51)
-_VLANS = (0x8100, 0x88A8, 0x9100)
+_VLAN = np.zeros(65536, bool)
+_VLAN[[0x8100, 0x88A8, 0x9100]] = True
+_ODD_PROTOCOL = np.zeros(256, bool)
+_ODD_PROTOCOL[[1, 58, 0, 43, 60, 44, 51]] = True
+"""ICMP (unreachable messages are counted) and IPv6 extension headers: generic."""
+_OVER_TCP = np.zeros(16, bool)
+_OVER_TCP[[TCP_REQUEST, TCP_RESPONSE, TCP_INDICATION, TCP_EMPTY]] = True
+_ASKING = np.zeros(16, bool)
+_ASKING[[REQUEST, TCP_REQUEST]] = True
 
 
 def _attribute_rules() -> tuple[np.ndarray, ...]:
@@ -223,13 +230,11 @@ class Classifier:
         ipv6 = ethertype == 0x86DD
         whole6 = ipv6 & (caplen >= 54) & (payload6 > 0) & (payload6 + 54 <= caplen)
         ip = whole4 | whole6
-        not_ip = ((ethertype != 0x0800) & ~ipv6 & ~np.isin(ethertype, _VLANS)) | (
-            ipv6 & (caplen < 54)
-        )
+        not_ip = ((ethertype != 0x0800) & ~ipv6 & ~_VLAN[ethertype]) | (ipv6 & (caplen < 54))
         # the rest of _ipv4 (options...), VLAN tags, IPv6 of odd extent: generic
         generic = ~(ip | fragment | not_ip)
         protocol = np.where(whole4, rows["protocol4"], rows["next6"])
-        generic |= ip & np.isin(protocol, (1, 58, *_IPV6_EXTENSIONS))
+        generic |= ip & _ODD_PROTOCOL[protocol]
         segment = np.where(whole4, total4 - 20, payload6)
         transport = offsets.astype(np.int32) + np.where(whole4, 16 + 34, 16 + 54)
         header = sliding_window_view(buffer, 16)[transport].view(_TRANSPORT).ravel()
@@ -320,8 +325,8 @@ class Classifier:
             dport[events],
             classic[events],
             whole4[events],
-            np.isin(event_kind, (TCP_REQUEST, TCP_RESPONSE, TCP_INDICATION, TCP_EMPTY)),
-            np.isin(event_kind, (REQUEST, TCP_REQUEST)),
+            _OVER_TCP[event_kind],
+            _ASKING[event_kind],
         )
         times = self.times(rows)
         sizes = np.minimum(20 + msg_length, length)[events]
