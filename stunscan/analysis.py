@@ -12,12 +12,14 @@ from typing import Any
 
 from rich.console import Console
 
+from stunscan import csvrow
 from stunscan.capture import CaptureError, is_capture
 from stunscan.display import records_table, summary_panel
 from stunscan.fastpcap import PcapFeed
 from stunscan.parallel import analyse_in_parallel, plan
 from stunscan.pcap import Analyzer, summarize
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
+from stunscan.sighting import Sighting
 
 
 class InputError(Exception):
@@ -72,8 +74,9 @@ def run_capture_analysis(
     to_stdout = "-" in (csv_out, json_out)
     with ExitStack() as stack:
         writers: list[Any] = []
-        if csv_out:
-            writers.append(CSVWriter(open_output(stack, csv_out)))
+        csv_writer = CSVWriter(open_output(stack, csv_out)) if csv_out else None
+        if csv_writer:
+            writers.append(csv_writer)
         if json_out:
             writers.append(JSONLinesWriter(open_output(stack, json_out)))
 
@@ -85,11 +88,29 @@ def run_capture_analysis(
             if len(shown) < table_rows:
                 shown.append(record)
 
+        def emit_sighting(sighting: Sighting) -> None:
+            """A record to report, decoded in full only where a full record is wanted
+            (JSON, the table): the CSV row and the tally's figures come from csvrow."""
+            nonlocal written
+            if not json_out and len(shown) >= table_rows:
+                fields = csvrow.row(sighting)
+                if fields is not None:
+                    cells, amplification, family, software = fields
+                    if sighting.first:
+                        analyzer.tally.figures(amplification, family, software)
+                    written += 1
+                    if csv_writer:
+                        csv_writer.write_cells(cells)
+                    return
+            emit(analyzer.record(sighting))
+
         try:
             for path in files:
                 cuts = None if all_messages else plan(path, workers)
                 if cuts:
-                    stats, problem = analyse_in_parallel(path, cuts, emit, analyzer.tally)
+                    stats, problem = analyse_in_parallel(
+                        path, cuts, emit, analyzer.tally, emit_sighting
+                    )
                     analyzer.stats.add(stats)
                     if problem:
                         warnings.append(problem)
@@ -97,7 +118,7 @@ def run_capture_analysis(
                 feed = PcapFeed(path, analyzer)
                 for sightings in feed:
                     for sighting in sightings:
-                        emit(analyzer.record(sighting))
+                        emit_sighting(sighting)
                 if feed.problem:
                     warnings.append(feed.problem)
         except CaptureError as exc:

@@ -6,9 +6,10 @@ heuristic, ``codec.classify``, ``codec.peek`` (``codec.well_formed`` included), 
 class. Packets whose handling is stateless (not STUN, ChannelData on 3478, a truncated
 header) are only counted. Requests and responses become events, with their pairing keys
 built here, for the analyser's pairing loop. Every packet it is not sure of (VLAN tags, IP
-options, fragments' neighbours, ICMP, ChannelBind, ChannelData off port 3478, classic STUN
-off port 3478, TCP that is not one whole STUN message...) becomes a GENERIC event: the
-analyser's own per-packet code runs on it, in order, so results never change.
+options, IPv6 extension headers, ICMP, ChannelBind, ChannelData or classic STUN off port
+3478, TCP that is not one whole STUN message ending its connection, attribute kinds with
+checks of their own...) becomes a GENERIC event: the analyser's own per-packet code runs on
+it, in order, so results never change.
 """
 
 from __future__ import annotations
@@ -33,8 +34,15 @@ PADDING = 256
 MAX_ATTRIBUTES = 48
 """Attributes checked per message here; a message with more goes the generic way."""
 
-_IPV6_EXTENSIONS = (0, 43, 60, 44, 51)
-_VLANS = (0x8100, 0x88A8, 0x9100)
+_VLAN = np.zeros(65536, bool)
+_VLAN[[0x8100, 0x88A8, 0x9100]] = True
+_ODD_PROTOCOL = np.zeros(256, bool)
+_ODD_PROTOCOL[[1, 58, 0, 43, 60, 44, 51]] = True
+"""ICMP (unreachable messages are counted) and IPv6 extension headers: generic."""
+_OVER_TCP = np.zeros(16, bool)
+_OVER_TCP[[TCP_REQUEST, TCP_RESPONSE, TCP_INDICATION, TCP_EMPTY]] = True
+_ASKING = np.zeros(16, bool)
+_ASKING[[REQUEST, TCP_REQUEST]] = True
 
 
 def _attribute_rules() -> tuple[np.ndarray, ...]:
@@ -165,12 +173,11 @@ class Batch:
 
     Per event: its type, packet index, capture time, pairing key and server key (see
     ``stunscan.pcap.pair_key``; meaningless for GENERIC), message size, malformed flag (for
-    a PAIR: the request's time, key and size, the response's packet and server). ``times``
-    holds every packet's capture time.
-    ``offsets`` (the records'), ``payload`` and ``length`` (the transport payload), ``ipv4``
-    and the ports (per packet)
-    let the analyser cut out the bytes the generic code would hand to the decoder, for the
-    few events that become records.
+    a PAIR: the request's time, key and size, the response's packet and server).
+
+    Per packet: ``times_of_packets``, ``offsets`` (the records'), ``payload`` and ``length``
+    (the transport payload), ``ipv4`` and the ports let the analyser cut out the bytes the
+    generic code would hand to the decoder, for the few events that become records.
     """
 
     counts: dict[str, int]
@@ -223,13 +230,11 @@ class Classifier:
         ipv6 = ethertype == 0x86DD
         whole6 = ipv6 & (caplen >= 54) & (payload6 > 0) & (payload6 + 54 <= caplen)
         ip = whole4 | whole6
-        not_ip = ((ethertype != 0x0800) & ~ipv6 & ~np.isin(ethertype, _VLANS)) | (
-            ipv6 & (caplen < 54)
-        )
+        not_ip = ((ethertype != 0x0800) & ~ipv6 & ~_VLAN[ethertype]) | (ipv6 & (caplen < 54))
         # the rest of _ipv4 (options...), VLAN tags, IPv6 of odd extent: generic
         generic = ~(ip | fragment | not_ip)
         protocol = np.where(whole4, rows["protocol4"], rows["next6"])
-        generic |= ip & np.isin(protocol, (1, 58, *_IPV6_EXTENSIONS))
+        generic |= ip & _ODD_PROTOCOL[protocol]
         segment = np.where(whole4, total4 - 20, payload6)
         transport = offsets.astype(np.int32) + np.where(whole4, 16 + 34, 16 + 54)
         header = sliding_window_view(buffer, 16)[transport].view(_TRANSPORT).ravel()
@@ -320,8 +325,8 @@ class Classifier:
             dport[events],
             classic[events],
             whole4[events],
-            np.isin(event_kind, (TCP_REQUEST, TCP_RESPONSE, TCP_INDICATION, TCP_EMPTY)),
-            np.isin(event_kind, (REQUEST, TCP_REQUEST)),
+            _OVER_TCP[event_kind],
+            _ASKING[event_kind],
         )
         times = self.times(rows)
         sizes = np.minimum(20 + msg_length, length)[events]

@@ -35,7 +35,7 @@ from stunscan.pcap import CLIENT_KEY, MAX_PENDING, PENDING_TIMEOUT, Analyzer
 from stunscan.recordwalk import CORRUPT, REACHED_LIMIT, RecordWalker
 from stunscan.sighting import Sighting
 
-SEGMENT = 4 << 20
+SEGMENT = 2 << 20
 """Bytes read at a time: memory stays flat whatever the capture's size."""
 BATCH = 16384
 """Records decided at a time (numpy's temporaries are a few hundred bytes per record)."""
@@ -112,8 +112,10 @@ class PcapFeed:
                 for first in range(0, walk.offsets.size, BATCH):
                     batch = classifier.classify(buffer, walk.offsets[first : first + BATCH])
                     records = self._run(batch, buffer, order)
+                    del batch  # not alive while the next is made: memory stays flat
                     if records:
                         yield records
+                    del records
                 self.frames_read += walk.offsets.size
                 position += walk.stop
                 if walk.reason == CORRUPT or size < SEGMENT or not walk.offsets.size:

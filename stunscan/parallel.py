@@ -1,11 +1,13 @@
 """Analyse one large pcap file on several cores, with the same answer as one core.
 
 The file is cut at record boundaries into one run per worker (forked processes). Each
-worker runs the ordinary Analyzer over its run and streams back the records it makes; the
-parent then merges what a cut separates: a response whose request sits in an earlier run
-is paired with it (its amplification measured against the real request), and a server
-seen in an earlier run is reported once, from its first response. Records of the first
-run stream out at once; later runs' wait for the runs before them.
+worker runs the ordinary Analyzer over its run (through ``stunscan.fastpcap``) and streams
+back what it finds as undecoded sightings (``stunscan.sighting``); the parent then merges
+what a cut separates: a response whose request sits in an earlier run is paired with it
+(its amplification measured against the real request), and a server seen in an earlier run
+is reported once, from its first response. Only the parent decodes, and only the sightings
+it reports. Those of the first run stream out at once; later runs' wait for the runs
+before them.
 
 What a cut still loses, and why it is acceptable: a STUN message split across TCP segments
 on both sides of a cut; ChannelData on a non-STUN port whose TURN Allocate is in an earlier
@@ -66,12 +68,20 @@ def _work(path: Path, start: int, end: int, channel: Any) -> None:
 
 
 def analyse_in_parallel(
-    path: Path, cuts: list[int], emit: Callable[[Record], None], tally: ServerTally
+    path: Path,
+    cuts: list[int],
+    emit: Callable[[Record], None],
+    tally: ServerTally,
+    emit_sighting: Callable[[Sighting], None] | None = None,
 ) -> tuple[Stats, str | None]:
     """Run one worker per run between ``cuts``; ``emit`` each merged record in order.
 
     ``tally`` holds the servers already reported (by other files): they are not again.
+    With ``emit_sighting`` the records are handed over undecoded instead, marked
+    ``first``; the callee then counts their figures in ``tally`` (see Analyzer.record).
     """
+    if emit_sighting is None:
+        emit_sighting = _decoding(emit, tally)
     context = multiprocessing.get_context("fork")
     channels: list[Any] = []
     processes = []
@@ -86,20 +96,20 @@ def analyse_in_parallel(
         # Later runs' records wait, still pickled, in temporary files: memory stays flat.
         held = [stack.enter_context(tempfile.TemporaryFile()) for _ in channels]
         try:
-            results = _collect(channels, held, tally, emit)
+            results = _collect(channels, held, tally, emit_sighting)
         finally:
             for process in processes:
                 process.join(timeout=0.5)
                 if process.is_alive():
                     process.kill()
-        return _merge(results, held, tally, emit)
+        return _merge(results, held, tally, emit_sighting)
 
 
 def _collect(
     channels: list[Any],
     held: Sequence[IO[bytes]],
     tally: ServerTally,
-    emit: Callable[[Record], None],
+    emit: Callable[[Sighting], None],
 ) -> list[Any]:
     """Drain every pipe as data comes (a full pipe would stall its worker), emitting the
     first run's records at once and spilling the others' to their files."""
@@ -124,7 +134,7 @@ def _merge(
     results: list[Any],
     held: Sequence[IO[bytes]],
     tally: ServerTally,
-    emit: Callable[[Record], None],
+    emit: Callable[[Sighting], None],
 ) -> tuple[Stats, str | None]:
     """Run by run: pair responses with requests an earlier run left pending, then emit the
     held records of servers not reported yet."""
@@ -154,10 +164,19 @@ def _merge(
     return total, problem
 
 
-def _emit_new(sighting: Sighting, tally: ServerTally, emit: Callable[[Record], None]) -> None:
-    """Decode and emit a worker's sighting, unless its server was reported already."""
+def _emit_new(sighting: Sighting, tally: ServerTally, emit: Callable[[Sighting], None]) -> None:
+    """Emit a worker's sighting, unless its server was reported already."""
     server = server_key(sighting.transport, sighting.src, sighting.sport)
     if server not in tally.servers:
+        tally.servers.add(server)
+        sighting.first = True
+        emit(sighting)
+
+
+def _decoding(emit: Callable[[Record], None], tally: ServerTally) -> Callable[[Sighting], None]:
+    def emit_sighting(sighting: Sighting) -> None:
         record = sighting.record()
-        tally.add(server, record)
+        tally.count(record)
         emit(record)
+
+    return emit_sighting

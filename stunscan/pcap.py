@@ -527,9 +527,12 @@ class ServerTally:
 
     def count(self, record: Record) -> None:
         """The figures of a server's first response (already in :attr:`servers`)."""
-        self.factors.append(record.amplification)
-        self.families[record.family] += 1
-        software = record.software()
+        self.figures(record.amplification, record.family, record.software())
+
+    def figures(self, amplification: float, family: int, software: str) -> None:
+        """The same from the figures themselves (see stunscan.csvrow)."""
+        self.factors.append(amplification)
+        self.families[family] += 1
         if software:
             self.software[software] += 1
 

@@ -14,6 +14,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import IO, Any
@@ -111,39 +112,28 @@ class Record:
         """The report's columns, formatted as the report formats them."""
         message = self.message
         mapped, xor = self.addresses()
-        fingerprint = self.fingerprint_value()
-        cookie = message.cookie
-        cookie_hex = f"{cookie:08x}" if cookie is not None else message.transaction_id[:4].hex()
-        return {
-            "timestamp": _utc_text(math.floor(self.time)),
-            "severity": "medium",
-            "ip": self.ip,
-            "protocol": self.protocol,
-            "port": str(self.port),
-            "hostname": "",
-            "tag": "stun",
-            "asn": "",
-            "geo": "",
-            "region": "",
-            "city": "",
-            "naics": "",
-            "hostname_source": "",
-            "sector": "",
-            "transaction_id": message.transaction_id.hex(),
-            "magic_cookie": cookie_hex,
-            "message_length": str(message.length),
-            "message_type": f"{message.msg_type:04x}",
-            "mapped_family": f"{mapped.family:02x}" if mapped else "",
-            "mapped_address": mapped.address if mapped else "",
-            "mapped_port": str(mapped.port) if mapped else "",
-            "xor_mapped_family": f"{xor.family:02x}" if xor else "",
-            "xor_mapped_address": xor.address if xor else "",
-            "xor_mapped_port": str(xor.port) if xor else "",
-            "software": self.software(),
-            "fingerprint": f"0x{fingerprint:08x}" if fingerprint is not None else "",
-            "amplification": f"{self.amplification:.2f}",
-            "response_size": str(self.response_size),
-        }
+        return dict(
+            zip(
+                COLUMNS,
+                row_cells(
+                    self.time,
+                    self.ip,
+                    self.port,
+                    self.protocol,
+                    message.transaction_id,
+                    message.cookie,
+                    message.length,
+                    message.msg_type,
+                    mapped,
+                    xor,
+                    self.software(),
+                    self.fingerprint_value(),
+                    self.amplification,
+                    self.response_size,
+                ),
+                strict=True,
+            )
+        )
 
     def as_json(self) -> dict[str, Any]:
         """The row plus what the CSV has no column for (why the values are what they are)."""
@@ -167,6 +157,56 @@ class Record:
         )
         result.update(self.extra)
         return result
+
+
+def row_cells(
+    when: float,
+    ip: str,
+    port: int,
+    protocol: str,
+    transaction_id: bytes,
+    cookie: int | None,
+    length: int,
+    msg_type: int,
+    mapped: proto.Address | None,
+    xor: proto.Address | None,
+    software: str,
+    fingerprint: int | None,
+    amplification: float,
+    response_size: int,
+) -> list[str]:
+    """The cells of a report row in COLUMNS order, unescaped (see safe_cell); shared by
+    :meth:`Record.row` and ``stunscan.csvrow``, so that both format alike."""
+    return [
+        _utc_text(math.floor(when)),
+        "medium",
+        ip,
+        protocol,
+        str(port),
+        "",
+        "stun",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        transaction_id.hex(),
+        f"{cookie:08x}" if cookie is not None else transaction_id[:4].hex(),
+        str(length),
+        f"{msg_type:04x}",
+        f"{mapped.family:02x}" if mapped else "",
+        mapped.address if mapped else "",
+        str(mapped.port) if mapped else "",
+        f"{xor.family:02x}" if xor else "",
+        xor.address if xor else "",
+        str(xor.port) if xor else "",
+        software,
+        f"0x{fingerprint:08x}" if fingerprint is not None else "",
+        f"{amplification:.2f}",
+        str(response_size),
+    ]
 
 
 @functools.lru_cache(maxsize=256)
@@ -204,6 +244,10 @@ class CSVWriter:
         stream.flush()
 
     def write(self, record: Record) -> None:
+        self.write_cells(record.row().values())
+
+    def write_cells(self, cells: Iterable[str]) -> None:
+        """One row from its cells in COLUMNS order (see row_cells), made safe here."""
         # safe_cell inlined for the usual cell (printable, no formula start): a report of
         # many servers spends more time here than anywhere but decoding
         self.writer.writerow(
@@ -211,7 +255,7 @@ class CSVWriter:
                 cell
                 if cell.isprintable() and not cell.startswith(_FORMULA_START)
                 else safe_cell(cell)
-                for cell in record.row().values()
+                for cell in cells
             ]
         )
         if self.autoflush:

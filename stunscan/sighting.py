@@ -33,6 +33,23 @@ class Sighting:
     first: bool = False
     """The first response seen from its server: the one the server tally counts."""
 
+    def __reduce__(self) -> tuple[type[Sighting], tuple[object, ...]]:
+        """Pickled as its fields in order: several times faster than a slots class's
+        default, and the workers of stunscan.parallel send thousands."""
+        return Sighting, (
+            self.time,
+            self.transport,
+            self.data,
+            self.src,
+            self.sport,
+            self.dst,
+            self.dport,
+            self.request_size,
+            self.pair_key,
+            self.moved,
+            self.first,
+        )
+
     def record(self) -> Record:
         """The report row's record, decoded now (not kept: a batch's worth of decoded
         messages would be most of the analyser's memory)."""

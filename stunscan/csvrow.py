@@ -1,0 +1,100 @@
+"""A report row straight from a response's bytes, for ``--csv`` output at scale.
+
+The row needs the header and four attributes (MAPPED-, XOR-MAPPED-, SOFTWARE,
+FINGERPRINT); the full decoder builds an object per attribute and checks them all, which
+is most of the time a large capture spends on output. Here the attributes are walked as
+``codec._decode_stun`` walks them, only the four are decoded, by the same rules
+(``codec.decode_attribute``: a short or misshapen value counts as absent), and the cells
+come from ``record.row_cells``, as :meth:`Record.row` does. JSON lines and the terminal
+table still take full records. ``tests/test_fast_pcap.py`` compares the two on the corpus
+and on generated messages.
+"""
+
+from __future__ import annotations
+
+from stunscan import codec
+from stunscan import protocol as proto
+from stunscan.record import row_cells
+from stunscan.sighting import Sighting, ip_text
+
+_WANTED = (
+    proto.MAPPED_ADDRESS,
+    proto.XOR_MAPPED_ADDRESS,
+    proto.XOR_MAPPED_ADDRESS_LEGACY,
+    proto.SOFTWARE,
+    proto.FINGERPRINT,
+)
+_KINDS = {code: proto.ATTRIBUTES[code].kind for code in _WANTED}
+ENABLED = _KINDS == {
+    proto.MAPPED_ADDRESS: "address",
+    proto.XOR_MAPPED_ADDRESS: "xor-address",
+    proto.XOR_MAPPED_ADDRESS_LEGACY: "xor-address",
+    proto.SOFTWARE: "string",
+    proto.FINGERPRINT: "crc32",
+}
+"""The rules below are those of these kinds; a registry that says otherwise turns this off."""
+
+
+def row(sighting: Sighting) -> tuple[list[str], float, int, str] | None:
+    """(cells, amplification, family, SOFTWARE) of the record the sighting makes; None for
+    what is not a STUN or classic message (the caller decodes those in full)."""
+    data = sighting.data
+    kind = proto.classify(data)
+    if not ENABLED or (kind != proto.STUN_MESSAGE and kind != proto.CLASSIC_MESSAGE):
+        return None
+    length = (data[2] << 8) | data[3]
+    end = min(proto.HEADER_SIZE + length, len(data))
+    key = data[4:20]
+    found: dict[int, tuple[int, bytes]] = {}
+    offset = proto.HEADER_SIZE
+    while offset + 4 <= end:  # (fewer bytes left: trailing bytes, no attribute)
+        code = (data[offset] << 8) | data[offset + 1]
+        declared = (data[offset + 2] << 8) | data[offset + 3]
+        if code in _KINDS and code not in found:
+            found[code] = (declared, data[offset + 4 : min(offset + 4 + declared, end)])
+        offset = min(offset + 4 + ((declared + 3) & ~3), end)
+    mapped = _address(found.get(proto.MAPPED_ADDRESS), key, xor=False)
+    xor = _address(found.get(proto.XOR_MAPPED_ADDRESS), key, xor=True) or _address(
+        found.get(proto.XOR_MAPPED_ADDRESS_LEGACY), key, xor=True
+    )
+    software = ""
+    item = found.get(proto.SOFTWARE)
+    if item is not None and len(item[1]) == item[0]:
+        software = item[1].decode("utf-8", "replace")
+    fingerprint = None
+    item = found.get(proto.FINGERPRINT)
+    if item is not None and len(item[1]) == item[0] == 4:
+        fingerprint = int.from_bytes(item[1], "big")
+    classic = kind == proto.CLASSIC_MESSAGE
+    ip = ip_text(sighting.src)
+    amplification = end / (sighting.request_size or len(proto.REFERENCE_PROBE))
+    cells = row_cells(
+        sighting.time,
+        ip,
+        sighting.sport,
+        sighting.transport,
+        key if classic else data[8:20],
+        None if classic else int.from_bytes(data[4:8], "big"),
+        length,
+        (data[0] << 8) | data[1],
+        mapped,
+        xor,
+        software,
+        fingerprint,
+        amplification,
+        end,
+    )
+    return cells, amplification, 6 if ":" in ip else 4, software
+
+
+def _address(item: tuple[int, bytes] | None, key: bytes, *, xor: bool) -> proto.Address | None:
+    """An address value as the decoder reads it, or None if absent or malformed."""
+    if item is None:
+        return None
+    declared, value = item
+    size = len(value)
+    if size != declared or (size, value[1] if size >= 2 else -1) not in ((8, 1), (20, 2)):
+        return None
+    if xor:
+        value = proto.xor_address_value(value, key)
+    return codec._address(value, key)

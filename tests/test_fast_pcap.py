@@ -1,0 +1,410 @@
+"""The vectorised reader gives the generic reader's answer, to the byte: the same records
+(CSV and JSON), counts and reading problem, on the corpus, on pcaps/, on generated mixed
+traffic and on captures made odd on purpose (truncated, corrupt, big-endian, nanosecond,
+VLAN tags, snapped frames, flipped bits, shuffled and slow timestamps); the record walk
+agrees with a sequential walk when packet bytes imitate record headers; CSV rows straight
+from the bytes agree with full records."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stunscan import csvrow, fastpcap, recordwalk
+from stunscan.fastpcap import PcapFeed, fast_enabled
+from stunscan.parallel import analyse_in_parallel
+from stunscan.pcap import Analyzer, ServerTally
+from stunscan.record import Record, safe_cell
+from stunscan.sighting import Sighting
+
+from corpus import PROJECT, corpus_pcaps, fuzz_seeds
+from strategies import messages
+
+sys.path.insert(0, str(PROJECT / "benchmarks"))
+from mixed_capture import generate
+
+
+def outcome(path: Path, *, fast: bool, all_messages: bool = False) -> dict[str, Any]:
+    """Everything the report shows, read one way or the other."""
+    analyzer = Analyzer(all_messages=all_messages)
+    feed = PcapFeed(path, analyzer, fast=fast)
+    records = [analyzer.record(s) for batch in feed for s in batch]
+    analyzer.finish()
+    return {
+        "rows": [r.as_json() for r in records],
+        "stats": dataclasses.asdict(analyzer.stats),
+        "tally": (
+            analyzer.tally.factors,
+            dict(analyzer.tally.families),
+            analyzer.tally.software.most_common(),
+        ),
+        "problem": feed.problem,
+    }
+
+
+def assert_same(path: Path) -> None:
+    for all_messages in (False, True):
+        fast = outcome(path, fast=True, all_messages=all_messages)
+        generic = outcome(path, fast=False, all_messages=all_messages)
+        assert fast == generic
+
+
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small segments, batches and chain spacing: every boundary is crossed often."""
+    monkeypatch.setattr(fastpcap, "SEGMENT", 1 << 16)
+    monkeypatch.setattr(fastpcap, "BATCH", 700)
+    monkeypatch.setattr(recordwalk, "SPACING", 1024)
+
+
+# -- captures ------------------------------------------------------------------------------
+
+
+def _records(data: bytes) -> list[tuple[int, int, bytes, int]]:
+    out, offset = [], 24
+    while offset + 16 <= len(data):
+        seconds, fraction, caplen, length = struct.unpack_from("<IIII", data, offset)
+        out.append((seconds, fraction, data[offset + 16 : offset + 16 + caplen], length))
+        offset += 16 + caplen
+    return out
+
+
+def _write(
+    path: Path, header: bytes, records: list[tuple[int, int, bytes, int]], order: str = "<"
+) -> Path:
+    with path.open("wb") as out:
+        out.write(header)
+        for seconds, fraction, frame, length in records:
+            out.write(struct.pack(order + "IIII", seconds, fraction, len(frame), length) + frame)
+    return path
+
+
+def _mutate(frame: bytes, rng: random.Random) -> bytes:
+    b = bytearray(frame)
+    r = rng.random()
+    if r < 0.12 and len(b) > 20:
+        return bytes(b[: rng.randrange(len(b))])  # snapped
+    if r < 0.25:
+        for _ in range(rng.randrange(1, 4)):
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        return bytes(b)
+    if r < 0.33:
+        return bytes(b[:12]) + b"\x81\x00\x00\x05" + bytes(b[12:])  # VLAN tag
+    if r < 0.38:
+        return bytes(b) + bytes(rng.randrange(1, 30))  # Ethernet trailer
+    if r < 0.48 and len(b) > 60:  # a bit flipped in the STUN header or first attribute
+        b[rng.randrange(42, min(len(b), 90))] ^= 1 << rng.randrange(8)
+        return bytes(b)
+    if r < 0.52:
+        return bytes(b[:12]) + b"\x08\x06" + bytes(28)  # ARP
+    if r < 0.56 and len(b) > 21 and b[12:14] == b"\x08\x00":
+        b[20] |= 0x20  # more fragments
+        return bytes(b)
+    if r < 0.62 and len(b) > 42:  # both ports off 3478: the heuristics decide
+        struct.pack_into("!HH", b, 34, 5000 + rng.randrange(50), 5000 + rng.randrange(50))
+        return bytes(b)
+    if r < 0.64 and len(b) > 24 and b[12:14] == b"\x08\x00":
+        b[23] = rng.choice((1, 58, 0, 47))  # ICMP and other protocols
+        return bytes(b)
+    return bytes(b)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("fast") / "mixed.pcap"
+    generate(path, 12_000, seed=11)
+    return path
+
+
+def odd_captures(mixed: Path, folder: Path) -> list[Path]:
+    data = mixed.read_bytes()
+    header, records = data[:24], _records(data)
+    rng = random.Random(3)
+    made = [
+        _write(
+            folder / "mutated.pcap",
+            header,
+            [(s, f, _mutate(fr, rng), n) for s, f, fr, n in records],
+        ),
+        _write(
+            folder / "bigendian.pcap",
+            b"\xa1\xb2\xc3\xd4" + struct.pack(">HHiIII", 2, 4, 0, 0, 65535, 1),
+            records,
+            ">",
+        ),
+        _write(
+            folder / "nanosecond.pcap",
+            b"\x4d\x3c\xb2\xa1" + header[4:],
+            [(s, f * 1000 + 7, fr, n) for s, f, fr, n in records],
+        ),
+        _write(
+            folder / "slow.pcap",
+            header,
+            [(s + i * 3, f, fr, n) for i, (s, f, fr, n) in enumerate(records)],
+        ),
+        _write(
+            folder / "rawip.pcap",
+            header[:20] + struct.pack("<I", 101),
+            [(s, f, fr[14:], n) for s, f, fr, n in records],
+        ),
+    ]
+    shuffled = records[:]
+    for i in range(0, len(shuffled) - 8, 8):
+        piece = shuffled[i : i + 8]
+        rng.shuffle(piece)
+        shuffled[i : i + 8] = piece
+    made.append(_write(folder / "shuffled.pcap", header, shuffled + records[:2000]))
+    (folder / "truncated.pcap").write_bytes(data[: len(data) * 2 // 3 + 5])
+    cut = 24 + sum(16 + len(r[2]) for r in records[:3000])
+    (folder / "truncated_header.pcap").write_bytes(data[: cut + 9])
+    corrupt = bytearray(data)
+    struct.pack_into("<I", corrupt, cut + 8, 5 << 20)
+    (folder / "corrupt.pcap").write_bytes(bytes(corrupt))
+    made += [folder / "truncated.pcap", folder / "truncated_header.pcap", folder / "corrupt.pcap"]
+    return made
+
+
+def test_mixed_traffic(mixed: Path, small_pieces: None) -> None:
+    assert_same(mixed)
+
+
+def test_mixed_traffic_default_sizes(mixed: Path) -> None:
+    assert_same(mixed)
+
+
+def test_odd_captures(mixed: Path, tmp_path: Path, small_pieces: None) -> None:
+    for path in odd_captures(mixed, tmp_path):
+        assert_same(path)
+
+
+def test_damage_is_reported_as_by_the_generic_reader(mixed: Path, tmp_path: Path) -> None:
+    paths = {p.name: p for p in odd_captures(mixed, tmp_path)}
+    for name in ("truncated.pcap", "truncated_header.pcap", "corrupt.pcap"):
+        problem = outcome(paths[name], fast=True)["problem"]
+        assert problem and "after" in problem
+        assert problem == outcome(paths[name], fast=False)["problem"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*sorted((PROJECT / "pcaps").glob("*.pcap*")), *corpus_pcaps()],
+    ids=lambda p: p.name,
+)
+def test_project_and_corpus_captures(path: Path, small_pieces: None) -> None:
+    assert_same(path)
+
+
+def test_only_classic_ethernet_pcaps_take_the_fast_path(tmp_path: Path) -> None:
+    ethernet = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+    assert fast_enabled(ethernet)
+    assert fast_enabled(b"\xa1\xb2\xc3\xd4" + struct.pack(">HHiIII", 2, 4, 0, 0, 65535, 1))
+    assert not fast_enabled(ethernet[:20] + struct.pack("<I", 113))  # Linux cooked
+    assert not fast_enabled(b"\x0a\x0d\x0d\x0a" + bytes(20))  # pcapng
+    assert not fast_enabled(ethernet[:10])
+
+
+def test_parallel_runs_with_rows_from_bytes_match_one_reader(mixed: Path) -> None:
+    analyzer = Analyzer()
+    expected = [
+        list(analyzer.record(s).row().values())
+        for batch in PcapFeed(mixed, analyzer)
+        for s in batch
+    ]
+    analyzer.finish()
+    tally = ServerTally()
+    rows: list[list[str]] = []
+
+    def emit_sighting(sighting: Sighting) -> None:
+        fields = csvrow.row(sighting)
+        assert fields is not None
+        rows.append(fields[0])
+        tally.figures(*fields[1:])
+
+    size = mixed.stat().st_size
+    data = mixed.read_bytes()
+    cuts = [24]
+    offset = 24
+    while offset < size:  # a cut at the record nearest each third
+        if len(cuts) < 3 and offset >= size * len(cuts) // 3:
+            cuts.append(offset)
+        offset += 16 + struct.unpack_from("<I", data, offset + 8)[0]
+    cuts.append(size)
+    stats, problem = analyse_in_parallel(mixed, cuts, lambda r: None, tally, emit_sighting)
+    assert problem is None
+    assert rows == expected
+    assert sorted(tally.factors) == sorted(analyzer.tally.factors)
+    assert dataclasses.asdict(stats) == dataclasses.asdict(analyzer.stats)
+
+
+# -- the record walk ------------------------------------------------------------------------
+
+
+def sequential_walk(buffer: bytes, size: int, limit: int) -> tuple[list[int], int, int]:
+    offsets, at = [], 0
+    while at < limit:
+        if at + 16 > size:
+            return offsets, at, recordwalk.INCOMPLETE
+        caplen = struct.unpack_from("<I", buffer, at + 8)[0]
+        if caplen > recordwalk.MAX_RECORD:
+            return offsets, at, recordwalk.CORRUPT
+        if at + 16 + caplen > size:
+            return offsets, at, recordwalk.INCOMPLETE
+        offsets.append(at)
+        at += 16 + caplen
+    return offsets, at, recordwalk.REACHED_LIMIT
+
+
+def decoy_records(seed: int, count: int) -> bytes:
+    """Records whose packets carry copies of record headers (theirs and their neighbours'),
+    so that guessed chain starts often fall inside a packet."""
+    rng = random.Random(seed)
+    out = bytearray()
+    for n in range(count):
+        length = rng.choice((0, 3, 16, 40, 41, 90, 300, rng.randrange(600)))
+        header = struct.pack(
+            "<IIII", 1_700_000_000 + n // 50, rng.randrange(1_000_000), length, length
+        )
+        body = bytearray(rng.randbytes(length))
+        for _ in range(length // 24):
+            fake = rng.randrange(length)
+            decoy = struct.pack("<IIII", 1_700_000_000, 5, rng.randrange(64), 64)
+            body[fake : fake + 16] = decoy[: max(0, min(16, length - fake))]
+        out += header + body
+    return bytes(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_walk_matches_a_sequential_walk(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recordwalk, "SPACING", 256 + 97 * seed)
+    data = decoy_records(seed, 3000)
+    rng = random.Random(seed)
+    walker = recordwalk.RecordWalker("<", 1e-6)
+    for size, limit in (
+        (len(data), len(data)),
+        (len(data) - 7, 1 << 40),
+        (len(data), len(data) // 2 + rng.randrange(99)),
+    ):
+        buffer = np.zeros(len(data) + 64, np.uint8)
+        buffer[: len(data)] = np.frombuffer(data, np.uint8)
+        walk = walker.walk(buffer, size, limit)
+        offsets, stop, reason = sequential_walk(data, size, limit)
+        assert walk.offsets.tolist() == offsets
+        assert (walk.stop, walk.reason) == (stop, reason)
+
+
+def test_walk_stops_at_a_corrupt_record() -> None:
+    data = bytearray(decoy_records(9, 500))
+    offsets, _, _ = sequential_walk(bytes(data), len(data), len(data))
+    struct.pack_into("<I", data, offsets[321] + 8, recordwalk.MAX_RECORD + 1)
+    buffer = np.zeros(len(data) + 64, np.uint8)
+    buffer[: len(data)] = np.frombuffer(bytes(data), np.uint8)
+    walk = recordwalk.RecordWalker("<", 1e-6).walk(buffer, len(data), len(data))
+    assert walk.offsets.tolist() == offsets[:321]
+    assert (walk.stop, walk.reason) == (offsets[321], recordwalk.CORRUPT)
+
+
+# -- CSV rows from the bytes ------------------------------------------------------------------
+
+
+def assert_row_agrees(data: bytes, request_size: int | None = None, transport: str = "udp") -> None:
+    sighting = Sighting(
+        1_700_000_000.25,
+        transport,
+        data,
+        b"\xc0\x00\x02\x01",
+        3478,
+        b"\xc6\x33\x64\x02",
+        40000,
+        request_size,
+    )
+    fields = csvrow.row(sighting)
+    message_record = None
+    try:
+        message_record = sighting.record()
+    except AssertionError:  # not STUN at all: neither path makes a row
+        assert fields is None
+        return
+    if fields is None:
+        assert message_record.message.kind not in ("stun", "classic")
+        return
+    cells, amplification, family, software = fields
+    record: Record = message_record
+    assert cells == list(record.row().values())
+    assert [safe_cell(c) for c in cells] == [safe_cell(c) for c in record.row().values()]
+    assert (amplification, family, software) == (
+        record.amplification,
+        record.family,
+        record.software(),
+    )
+
+
+@pytest.mark.parametrize("seed", fuzz_seeds(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_rows_from_bytes_on_fuzz_seeds(seed: Path) -> None:
+    data = seed.read_bytes()
+    for start in range(0, min(len(data), 64)):
+        assert_row_agrees(data[start:], 20, "tcp")
+
+
+@settings(max_examples=400, deadline=None)
+@given(messages(), st.one_of(st.none(), st.integers(1, 600)))
+def test_rows_from_bytes_on_generated_messages(data: bytes, request_size: int | None) -> None:
+    assert_row_agrees(data, request_size)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(min_size=20, max_size=120))
+def test_rows_from_bytes_on_arbitrary_bodies(body: bytes) -> None:
+    for header in (
+        b"\x01\x01" + len(body).to_bytes(2, "big") + b"\x21\x12\xa4\x42",
+        b"\x01\x01\x00\x14",
+    ):
+        assert_row_agrees(header + body)
+
+
+@pytest.mark.parametrize("code", [0x0001, 0x0020, 0x8020, 0x8022, 0x8028])
+def test_rows_from_bytes_on_short_and_misshapen_values(code: int) -> None:
+    """The four attributes a row reads, each cut short by the message's end or of the
+    wrong length or family, after a first copy or alone (the first copy counts)."""
+    shapes = [
+        (d, p, f) for d in (0, 1, 4, 7, 8, 12, 20, 24) for p in (0, 1, 4, 8, 20) for f in (1, 2, 3)
+    ]
+    for declared, present, family in shapes:
+        value = bytes((0, family, 0x9A, 0x0B)) + bytes(range(7, 23))
+        attribute = code.to_bytes(2, "big") + declared.to_bytes(2, "big") + value[:present]
+        _check_attribute_shapes(code, attribute)
+
+
+def _check_attribute_shapes(code: int, attribute: bytes) -> None:
+    for before in (
+        b"",
+        b"\x80\x22\x00\x03abc\x00",
+        code.to_bytes(2, "big") + b"\x00\x04\x00\x01\x02\x03",
+    ):
+        body = before + attribute
+        for cookie in (b"\x21\x12\xa4\x42", b"\x00\x00\x00\x01"):
+            message = b"\x01\x01" + len(body).to_bytes(2, "big") + cookie + b"T" * 12 + body
+            assert_row_agrees(message)
+            assert_row_agrees(message[:-1])
+
+
+def test_pcap_command_does_not_import_scapy(mixed: Path) -> None:
+    code = (
+        "import sys\n"
+        "from stunscan.cli import main\n"
+        f"sys.argv = ['stunscan', 'pcap', {str(mixed)!r}, '--csv', '/dev/null']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "assert 'scapy' not in sys.modules, 'scapy imported'\n"
+        "assert 'numpy' in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
