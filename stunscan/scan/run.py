@@ -9,6 +9,7 @@ holds before it writes the summary, so nothing received is lost.
 
 from __future__ import annotations
 
+import ipaddress
 import multiprocessing
 import secrets
 import signal
@@ -24,7 +25,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.live import Live
 
-from stunscan.pcap import ServerTally, summarize
+from stunscan.pcap import ServerTally, server_key, summarize
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
 from stunscan.scan import display
 from stunscan.scan.frames import WIRE_OVERHEAD, FrameBuilder, build_template
@@ -194,7 +195,7 @@ def _sniff(
         written += 1
         for writer in writers:
             writer.write(record)
-        tally.add((record.ip, record.port), record)
+        tally.add(server_key("udp", ipaddress.ip_address(record.ip).packed, record.port), record)
         if len(shown) < table_rows:
             shown.append(record)
 
