@@ -224,13 +224,31 @@ def records_table(records: list[Any], title: str) -> Table:
     return table
 
 
+def report_rows(
+    grid: Table, summary: Any, servers_note: str = "", amplification_note: str = ""
+) -> None:
+    """The report's own figures (servers per family, mean and median amplification, top
+    SOFTWARE), the same lines for a capture (``stunscan pcap``) and a scan."""
+
+    def factor(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    def noted(text: str, note: str) -> str:
+        return f"{text} {note}" if note else text
+
+    servers = f"IPv4 {summary.servers_ipv4}, IPv6 {summary.servers_ipv6}"
+    grid.add_row("servers", noted(servers, servers_note))
+    amplification = (
+        f"mean {factor(summary.mean_amplification)}, median {factor(summary.median_amplification)}"
+    )
+    grid.add_row("amplification", noted(amplification, amplification_note))
+    software = ", ".join(f"{printable(name)} ({count})" for name, count in summary.top_software)
+    grid.add_row("top SOFTWARE", Text(software or "-"))
+
+
 def summary_panel(stats: Any, summary: Any) -> Panel:
     """What the capture held, in the report's own terms."""
     grid = Table.grid(padding=(0, 2))
-
-    def mean(value: float | None) -> str:
-        return "-" if value is None else f"{value:.2f}"
-
     grid.add_row("frames read", str(stats.frames))
     grid.add_row(
         "STUN messages",
@@ -243,14 +261,12 @@ def summary_panel(stats: Any, summary: Any) -> Panel:
         f"{stats.requests} / {stats.responses} (paired {stats.paired}, unanswered"
         f" {stats.unanswered}, unsolicited {stats.unsolicited}; indications {stats.indications})",
     )
-    grid.add_row("servers", f"IPv4 {summary.servers_ipv4}, IPv6 {summary.servers_ipv6}")
-    grid.add_row(
-        "amplification",
-        f"mean {mean(summary.mean_amplification)}, median {mean(summary.median_amplification)}"
-        " (one factor per server; * in the table: against the 20-byte reference probe)",
+    report_rows(
+        grid,
+        summary,
+        amplification_note="(one factor per server; * in the table: against the 20-byte"
+        " reference probe)",
     )
-    software = ", ".join(f"{printable(name)} ({count})" for name, count in summary.top_software)
-    grid.add_row("top SOFTWARE", Text(software or "-"))
     skipped = (
         f"fragments {stats.fragments}, not IP {stats.not_ip},"
         f" TCP bytes dropped {stats.tcp_bytes_dropped}; ICMP unreachable"

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scan_lab import (
@@ -62,6 +63,10 @@ def rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def counted(output: str, label: str) -> int:
     match = re.search(rf"{label} (\d+)", output)
     assert match, f"{label!r} not in:\n{output}"
@@ -87,7 +92,7 @@ def test_finds_exactly_the_lab_servers(lab: Lab, tmp_path: Path) -> None:
         assert row["amplification"] == f"{size / 20:.2f}"
     coturn = next(row for row in found if row["ip"] == COTURN_V4)
     assert coturn["software"].startswith("Coturn")
-    details = {d["ip"]: d for d in map(json.loads, out_json.read_text().splitlines())}
+    details = {d["ip"]: d for d in json_lines(out_json)}
     assert details[MOVED]["answered_from_port"] == 3479
     assert all(d["validation"] == "transaction-id" for d in details.values())
     assert "answered_from_port" not in details[COTURN_V4]
@@ -112,7 +117,7 @@ def test_the_report_probe_is_validated_by_address_only(lab: Lab, tmp_path: Path)
         "--cooldown", "1", "--json", str(out_json),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    details = [json.loads(line) for line in out_json.read_text().splitlines()]
+    details = json_lines(out_json)
     assert {d["ip"] for d in details} == EXPECTED_V4 | {SPOOFER}
     assert {d["transaction_id"] for d in details} == {"0" * 24}
     assert all(d["validation"] == "address-only" for d in details)
@@ -255,7 +260,7 @@ def test_classic_probe_finds_the_rfc3489_server(lab: Lab, tmp_path: Path) -> Non
         "--cooldown", "1", "--json", str(out_json),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    details = {d["ip"]: d for d in map(json.loads, out_json.read_text().splitlines())}
+    details = {d["ip"]: d for d in json_lines(out_json)}
     assert {STUND_PRIMARY, STUND_ALTERNATE} <= set(details)
     stund = details[STUND_PRIMARY]
     assert len(stund["transaction_id"]) == 32 and stund["type_name"] == "Binding Success Response"

@@ -26,6 +26,7 @@ from stunscan.scan.sniffer import ReceiveStats, Validator, dissect
 from stunscan.scan.targets import (
     TargetError,
     TargetSpace,
+    address_text,
     blocklist,
     gather_targets,
     parse_ports,
@@ -91,6 +92,12 @@ def test_overlapping_targets_are_scanned_once() -> None:
     assert len(space) == 20
     seen = {space[i] for i in range(len(space))}
     assert len(seen) == 20
+
+
+def test_ipv6_addresses_below_2_to_the_32_stay_ipv6() -> None:
+    space = TargetSpace.build([parse_target("::2-::4")], (3478,), [])
+    assert space.first_address(6) == "::2"
+    assert address_text(6, 2) == "::2" and address_text(4, 2) == "0.0.0.2"
 
 
 def test_default_blocklist_covers_special_purpose_ranges() -> None:

@@ -14,9 +14,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from stunscan.display import report_rows
 from stunscan.scan.sender import SendStats
 from stunscan.scan.sniffer import COUNTERS, ReceiveStats
-from stunscan.text import printable
 
 _RECEIVED = COUNTERS.index("received")
 _VALID = COUNTERS.index("valid")
@@ -78,10 +78,6 @@ def scan_summary(
 ) -> Panel:
     """The scan in the report's own terms, and what was sent, received and dropped."""
     grid = Table.grid(padding=(0, 2))
-
-    def factor(value: float | None) -> str:
-        return "-" if value is None else f"{value:.2f}"
-
     elapsed = sent.finished - sent.started
     grid.add_row(
         "sent",
@@ -101,15 +97,7 @@ def scan_summary(
         f"port {received.icmp_port_unreachable}, other {received.icmp_other_unreachable}",
     )
     hit = received.valid / sent.targets if sent.targets else 0.0
-    grid.add_row(
-        "servers", f"IPv4 {summary.servers_ipv4}, IPv6 {summary.servers_ipv6} (hit rate {hit:.2%})"
-    )
-    grid.add_row(
-        "amplification",
-        f"mean {factor(summary.mean_amplification)}, median {factor(summary.median_amplification)}",
-    )
-    software = ", ".join(f"{printable(name)} ({count})" for name, count in summary.top_software)
-    grid.add_row("top SOFTWARE", Text(software or "-"))
+    report_rows(grid, summary, servers_note=f"(hit rate {hit:.2%})")
     validation = (
         "address and port only (the report's all-zero transaction ID)"
         if options.probe == "shadowserver"

@@ -37,34 +37,35 @@ WIRE_OVERHEAD = 24
 
 @dataclass(frozen=True, slots=True)
 class ProbeTemplate:
-    """The request with a zero ID, where its ID sits, and where FINGERPRINT's value sits."""
+    """The request with a zero ID, where its ID sits, and whether FINGERPRINT ends it."""
 
     name: str
     message: bytes
     id_offset: int
     id_size: int
     """12, 16 (classic) or 0: the shadowserver probe keeps its all-zero ID."""
-    fingerprint_at: int | None = None
+    fingerprint: bool = False
+    """Ends with FINGERPRINT, whose CRC covers the ID and so is computed per frame."""
 
 
 def build_template(name: str) -> ProbeTemplate:
     """The probe ``name`` (one of PROBES), built with the Scapy layer."""
-    from stunscan import __version__
     from stunscan.layers import STUN, STUNClassic, make_attribute
+    from stunscan.probe.variants import SOFTWARE
 
     if name == "classic":
         message = bytes(STUNClassic(type="Binding Request", transaction_id=bytes(16)))
         return ProbeTemplate(name, message, 4, 16)
     attributes = []
     if name == "software":
-        attributes.append(make_attribute("SOFTWARE", value=f"stunscan {__version__}"))
+        attributes.append(make_attribute("SOFTWARE", value=SOFTWARE))
     if name == "fingerprint":
         attributes.append(make_attribute("FINGERPRINT"))
     if name not in PROBES:
         raise ValueError(f"unknown probe {name!r}")
     message = bytes(STUN(type="Binding Request", transaction_id=bytes(12), attributes=attributes))
-    fingerprint_at = len(message) - 4 if name == "fingerprint" else None
-    return ProbeTemplate(name, message, 8, 0 if name == "shadowserver" else 12, fingerprint_at)
+    keyed = 0 if name == "shadowserver" else 12
+    return ProbeTemplate(name, message, 8, keyed, fingerprint=name == "fingerprint")
 
 
 def _sum(data: bytes) -> int:
@@ -99,7 +100,7 @@ class FrameBuilder:
         ether = route.next_hop_mac + route.source_mac + ethertype
         self.head = message[: template.id_offset]
         self.tail = message[template.id_offset + template.id_size :]
-        self.fingerprint = template.fingerprint_at is not None
+        self.fingerprint = template.fingerprint
         pseudo = _sum(source) + 17 + self.udp_length
         constant = message[:-4] + bytes(4) if self.fingerprint else message
         self.udp_constant = pseudo + self.udp_length + _sum(constant)  # ID and CRC added per frame

@@ -11,8 +11,9 @@ import struct
 import time
 from typing import BinaryIO
 
+from stunscan.scan.bpf import SNAPLEN
+
 LINKTYPE_ETHERNET = 1
-SNAPLEN = 262144
 
 
 class PcapWriter:

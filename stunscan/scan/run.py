@@ -32,11 +32,12 @@ from stunscan.scan.frames import WIRE_OVERHEAD, FrameBuilder, build_template
 from stunscan.scan.order import CyclicOrder
 from stunscan.scan.pcapout import PcapWriter
 from stunscan.scan.route import Route, RouteError, find_route
-from stunscan.scan.sender import Sender, SendStats, address_text, open_send_socket
+from stunscan.scan.sender import Sender, SendStats, open_send_socket
 from stunscan.scan.sniffer import COUNTERS, ReceiveStats, Sniffer, Validator, open_capture
 from stunscan.scan.targets import (
     TargetError,
     TargetSpace,
+    address_text,
     blocklist,
     gather_targets,
     read_exclusions,
@@ -219,12 +220,8 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
     template = build_template(options.probe)
     routes = _routes(space, options)
     ports = _source_ports(options)
-    try:
-        send_sockets = {v: open_send_socket(r.interface) for v, r in routes.items()}
-        interfaces = sorted({r.interface for r in routes.values()})
-        capture = [open_capture(name, ports) for name in interfaces]
-    except PermissionError:
-        raise ScanError(NEEDS_PRIVILEGE) from None
+    send_sockets = {v: open_send_socket(r.interface) for v, r in routes.items()}
+    capture = [open_capture(name, ports) for name in sorted({r.interface for r in routes.values()})]
     builders = {v: FrameBuilder(r, template) for v, r in routes.items()}
     rate = options.rate
     if options.bandwidth:
@@ -233,7 +230,8 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
     key = TransactionKey(size=16 if template.id_size == 16 else 12)
     clients = {v: endpoint_text(r.source, ports[0]) for v, r in routes.items()}
     validator = Validator(space, key, template.id_size > 0, len(template.message), clients)
-    counters = multiprocessing.get_context("fork").Array("Q", len(COUNTERS), lock=False)
+    context = multiprocessing.get_context("fork")
+    counters = context.Array("Q", len(COUNTERS), lock=False)
 
     def publish(stats: ReceiveStats) -> None:
         counters[:] = stats.as_list()
@@ -247,7 +245,6 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
         pcap = None
         if options.pcap_out:
             pcap = PcapWriter(stack.enter_context(open(options.pcap_out, "wb")))
-        context = multiprocessing.get_context("fork")
         stop = context.Event()
         receiving, sending = context.Pipe(duplex=False)
         child = context.Process(

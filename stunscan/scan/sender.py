@@ -12,7 +12,6 @@ from a capture of what was sent).
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket
 import time
 from collections.abc import Callable, Iterable
@@ -24,7 +23,6 @@ from stunscan.scan.ring import TxRing
 from stunscan.scan.targets import TargetSpace
 from stunscan.scan.txid import TransactionKey
 
-ETH_P_ALL = 0x0003
 SLEEP_AHEAD = 0.001
 SEND_RETRIES = 100
 """A full transmit queue (ENOBUFS) is waited out this many times, 100 µs each, per frame."""
@@ -164,18 +162,6 @@ class Sender:
             self.progress[2 * self.slot] = sent
             self.progress[2 * self.slot + 1] = self.stats.targets
 
-    @staticmethod
-    def _send(sock: socket.socket, frame: bytes) -> bool:
-        for _ in range(SEND_RETRIES):
-            try:
-                sock.send(frame)
-                return True
-            except OSError as exc:
-                if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
-                    raise
-                time.sleep(0.0001)
-        return False
-
 
 class _Direct:
     """One send() per frame, for when the kernel offers no transmit ring."""
@@ -185,8 +171,17 @@ class _Direct:
         self.failed = 0
 
     def __call__(self, frame: bytes | None) -> None:
-        if frame is not None and not Sender._send(self.sock, frame):
-            self.failed += 1
+        if frame is None:
+            return
+        for _ in range(SEND_RETRIES):
+            try:
+                self.sock.send(frame)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
+                    raise
+                time.sleep(0.0001)
+        self.failed += 1
 
 
 class _Ringed:
@@ -210,7 +205,3 @@ def _output(sock: socket.socket, batch: int) -> Callable[[bytes | None], None]:
         return _Ringed(TxRing(sock, batch))
     except OSError:
         return _Direct(sock)
-
-
-def address_text(version: int, number: int) -> str:
-    return str(ipaddress.IPv6Address(number) if version == 6 else ipaddress.IPv4Address(number))

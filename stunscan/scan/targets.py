@@ -95,17 +95,7 @@ def parse_target(text: str) -> Span:
             raise TargetError(f"not an address range (FIRST-LAST, one family): {text!r}")
         return Span(first.version, int(first), int(last))
     network = _network(text)
-    if "/" not in text and not _is_address(text):
-        raise TargetError(f"not an address or CIDR: {text!r}")
     return Span(network.version, int(network.network_address), int(network.broadcast_address))
-
-
-def _is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def read_lines(source: TextIO | Path) -> Iterator[str]:
@@ -267,5 +257,10 @@ class TargetSpace:
         """Some target of this family, to find the route the scan will take."""
         for span in self.spans:
             if span.version == version:
-                return str(ipaddress.ip_address(span.first))
+                return address_text(version, span.first)
         return None
+
+
+def address_text(version: int, number: int) -> str:
+    """An address of the space as text; the version decides, not the size (::2 is IPv6)."""
+    return str(ipaddress.IPv6Address(number) if version == 6 else ipaddress.IPv4Address(number))
