@@ -7,11 +7,11 @@ A lab namespace holds the whole of 198.18.0.0/17 (an AnyIP local route) and a re
 response, from the address the probe was sent to. The scanner's namespace routes only to
 the lab. For each asked rate, stunscan scans the 32,768 addresses; the answers the lab's
 interface transmitted (its counter) are compared with the valid rows stunscan wrote. The
-answer rate is measured at the scanner's interface (its receive counter, polled every 5 ms,
-from the 1st to the 99th percent of the answers, so that stray ARP or ND frames do not
-count). Reported: per rate, frames the lab sent (its answers, plus a few ARP/ND frames, so
-"lost" is an upper bound), rows kept, and the highest answer rate with nothing lost. Where
-the lab sent fewer than 32,768 answers, the Python responder itself fell behind.
+answer rate is measured at the scanner's interface (its receive counter, from the 1st to
+the 99th percent of the answers: benchmarks/interface_rate.py). Reported: per rate, frames
+the lab sent (its answers, plus a few ARP/ND frames, so "lost" is an upper bound), rows
+kept, and the highest answer rate with nothing lost. Where the lab sent fewer than 32,768
+answers, the Python responder itself fell behind.
 Medians of --runs runs.
 """
 
@@ -27,6 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
+from interface_rate import rate_while, read_counter  # noqa: E402
 from scan_lab import Lab, scan_lab  # noqa: E402
 
 RANGE = "198.18.0.0/17"
@@ -35,51 +36,17 @@ ARP_AND_ND = 8
 """Frames the lab sends that are not answers (ARP, neighbour discovery): not losses."""
 RESPONDER = str(HERE.parent / "tests" / "lab_responders.py")
 
-COUNTER = """
-import sys, time
-path = "/sys/class/net/scan0/statistics/rx_packets"
-def read():
-    with open(path) as f:
-        return int(f.read())
-expected, limit = int(sys.argv[1]), float(sys.argv[2])
-base = read(); low = high = None
-deadline = time.monotonic() + limit
-print("ready", flush=True)
-while time.monotonic() < deadline and high is None:
-    now = time.monotonic(); got = read() - base
-    if low is None and got >= expected * 0.01:
-        low = now
-    if got >= expected * 0.99:
-        high = now
-    time.sleep(0.002)
-print(0.98 * expected / (high - low) if low and high and high > low else 0.0)
-"""
-
-
-def _counter(lab: Lab, namespace: str, device: str, name: str) -> int:
-    result = subprocess.run(
-        ["ip", "netns", "exec", namespace, "cat", f"/sys/class/net/{device}/statistics/{name}"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return int(result.stdout)
-
 
 def one_run(lab: Lab, rate: int, folder: Path) -> tuple[int, int, float]:
     """(frames the lab sent, valid rows kept, answer rate seen at the scanner)."""
     out = folder / f"rows-{rate}.csv"
-    before = _counter(lab, lab.lab, "lab0", "tx_packets")
-    poller = subprocess.Popen(
-        lab.in_scanner(sys.executable, "-c", COUNTER, str(TARGETS), "120"),
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert poller.stdout is not None and poller.stdout.readline().strip() == "ready"
+    before = int(read_counter(lab.lab, "lab0", "statistics/tx_packets"))
     command = [
         sys.executable, "-m", "stunscan", "scan", RANGE, "--allow", RANGE, "--rate", str(rate),
         "--cooldown", "3", "--csv", str(out), "--table-rows", "0",
     ]  # fmt: skip
-    subprocess.run(lab.in_scanner(*command), check=True, capture_output=True, timeout=300)
-    seen = float(poller.communicate(timeout=150)[0])
-    answered = _counter(lab, lab.lab, "lab0", "tx_packets") - before
+    seen = rate_while(lab, "rx_packets", TARGETS, command)
+    answered = int(read_counter(lab.lab, "lab0", "statistics/tx_packets")) - before
     kept = sum(1 for _ in out.open()) - 1
     return answered, kept, seen
 
