@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 from rich.console import Console
 from rich.live import Live
 
@@ -268,9 +269,9 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
                 progress=shared, slot=slot,
             )  # fmt: skip
 
-        def walk(slot: int) -> Iterator[int]:
+        def walk(slot: int) -> Iterator[np.ndarray]:
             """Sender ``slot``'s part of this shard: the shard cut again by position."""
-            return plan.order.walk(options.shards * count, options.shard + options.shards * slot)
+            return plan.order.blocks(options.shards * count, options.shard + options.shards * slot)
 
         expected = _expected_targets(plan, options)
         progress = display.ScanProgress(shared, counters, expected)

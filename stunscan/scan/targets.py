@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+import numpy as np
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SPECIAL_PURPOSE: tuple[tuple[str, str], ...] = (
@@ -195,6 +197,38 @@ def read_exclusions(paths: Iterable[Path]) -> list[Span]:
     return [parse_target(line) for path in paths for line in read_lines(path)]
 
 
+LOW_64 = (1 << 64) - 1
+
+
+@dataclass(slots=True)
+class Targets:
+    """A block of targets as columns, for the sender's vectorised frame building: the
+    address as two 64-bit halves (an IPv4 address is all in ``low``)."""
+
+    version: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    port: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.low)
+
+    def select(self, rows: np.ndarray) -> Targets:
+        """The rows a mask or an index array picks, in its order."""
+        return Targets(self.version[rows], self.high[rows], self.low[rows], self.port[rows])
+
+    @classmethod
+    def of(cls, version: int, addresses: Iterable[int], ports: Iterable[int]) -> Targets:
+        """From Python integers (slow; for small batches and tests)."""
+        numbers = list(addresses)
+        return cls(
+            np.full(len(numbers), version, dtype=np.uint8),
+            np.array([number >> 64 for number in numbers], dtype=np.uint64),
+            np.array([number & LOW_64 for number in numbers], dtype=np.uint64),
+            np.array(list(ports), dtype=np.uint16),
+        )
+
+
 class TargetSpace:
     """Every (address, port) of a scan, numbered 0..size-1 without listing them.
 
@@ -213,6 +247,13 @@ class TargetSpace:
             total += span.size
         self.addresses = total
         self.size = total * len(ports)
+        self._vectorised = self.size < 1 << 63
+        if self._vectorised:
+            self._start_column = np.array(self._starts, dtype=np.int64)
+            self._version_column = np.array([span.version for span in spans], dtype=np.uint8)
+            self._high_column = np.array([span.first >> 64 for span in spans], dtype=np.uint64)
+            self._low_column = np.array([span.first & LOW_64 for span in spans], dtype=np.uint64)
+            self._port_column = np.array(ports, dtype=np.uint16)
 
     @classmethod
     def build(cls, targets: list[Span], ports: tuple[int, ...], blocked: list[Span]) -> TargetSpace:
@@ -235,12 +276,22 @@ class TargetSpace:
         version, address = self.address(index // count)
         return version, address, self.ports[index % count]
 
-    def single_span(self) -> tuple[int, int, int] | None:
-        """(version, first address, port) when the space is one span and one port: then
-        target ``i`` is simply address ``first + i``, the sender's fast path."""
-        if len(self.spans) == 1 and len(self.ports) == 1:
-            return self.spans[0].version, self.spans[0].first, self.ports[0]
-        return None
+    def columns(self, indexes: np.ndarray) -> Targets:
+        """The targets of an array of indexes, as columns (the same as ``self[i]`` each)."""
+        if not self._vectorised or indexes.dtype == object:
+            rows = [self[int(index)] for index in indexes]
+            return Targets(
+                np.array([row[0] for row in rows], dtype=np.uint8),
+                np.array([row[1] >> 64 for row in rows], dtype=np.uint64),
+                np.array([row[1] & LOW_64 for row in rows], dtype=np.uint64),
+                np.array([row[2] for row in rows], dtype=np.uint16),
+            )
+        numbers, which = np.divmod(indexes, len(self.ports))
+        where = np.searchsorted(self._start_column, numbers, side="right") - 1
+        first_low = self._low_column[where]
+        low = first_low + (numbers - self._start_column[where]).astype(np.uint64)
+        high = self._high_column[where] + (low < first_low)  # the carry out of the low half
+        return Targets(self._version_column[where], high, low, self._port_column[which])
 
     def contains(self, version: int, address: int) -> bool:
         """Whether an address is one this scan targets (for answers to the zero-ID probe)."""
