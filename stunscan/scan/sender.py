@@ -127,7 +127,7 @@ class Sender:
         stats.started = start = start_at if start_at is not None else time.perf_counter()
         sent = 0
         try:
-            for version, frames in self._chunks(blocks, chunk):
+            for version, frames in self.batches(blocks, chunk):
                 outputs[version](frames)
                 sent += len(frames)
                 self._publish(sent)
@@ -144,7 +144,7 @@ class Sender:
         self._publish(sent)
         return stats
 
-    def _chunks(self, blocks: Iterable[np.ndarray], chunk: int) -> Iterator[tuple[int, np.ndarray]]:
+    def batches(self, blocks: Iterable[np.ndarray], chunk: int) -> Iterator[tuple[int, np.ndarray]]:
         """(family, frames) ``chunk`` frames at a time: each block's targets family by
         family, each target's probes one after the other."""
         per_build = max(1, BLOCK // self.probes)  # frames built at once stay about a block
