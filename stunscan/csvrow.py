@@ -12,6 +12,8 @@ and on generated messages.
 
 from __future__ import annotations
 
+import functools
+
 from stunscan import codec
 from stunscan import protocol as proto
 from stunscan.record import row_cells
@@ -38,7 +40,27 @@ ENABLED = _KINDS == {
 def row(sighting: Sighting) -> tuple[list[str], float, int, str] | None:
     """(cells, amplification, family, SOFTWARE) of the record the sighting makes; None for
     what is not a STUN or classic message (the caller decodes those in full)."""
-    data = sighting.data
+    ip = ip_text(sighting.src)
+    made = cells(sighting.data, sighting.time, ip, sighting.sport, sighting.transport,
+                 sighting.request_size)  # fmt: skip
+    if made is None:
+        return None
+    return made[0], made[1], 6 if ":" in ip else 4, made[2]
+
+
+def cells(
+    data: bytes,
+    when: float,
+    ip: str,
+    port: int,
+    transport: str,
+    request_size: int | None,
+    size: int | None = None,
+) -> tuple[list[str], float, str] | None:
+    """(cells, amplification, SOFTWARE) of the report row of the message ``data`` from
+    ``ip``:``port``; None if it is not a STUN or classic message. ``size`` is the response
+    size the row reports: the message's own extent unless given (a scan reports the whole
+    UDP payload, as its records do)."""
     kind = proto.classify(data)
     if not ENABLED or (kind != proto.STUN_MESSAGE and kind != proto.CLASSIC_MESSAGE):
         return None
@@ -66,13 +88,13 @@ def row(sighting: Sighting) -> tuple[list[str], float, int, str] | None:
     if item is not None and len(item[1]) == item[0] == 4:
         fingerprint = int.from_bytes(item[1], "big")
     classic = kind == proto.CLASSIC_MESSAGE
-    ip = ip_text(sighting.src)
-    amplification = end / (sighting.request_size or len(proto.REFERENCE_PROBE))
-    cells = row_cells(
-        sighting.time,
+    size = end if size is None else size
+    amplification = size / (request_size or len(proto.REFERENCE_PROBE))
+    row = row_cells(
+        when,
         ip,
-        sighting.sport,
-        sighting.transport,
+        port,
+        transport,
         key if classic else data[8:20],
         None if classic else int.from_bytes(data[4:8], "big"),
         length,
@@ -82,9 +104,9 @@ def row(sighting: Sighting) -> tuple[list[str], float, int, str] | None:
         software,
         fingerprint,
         amplification,
-        end,
+        size,
     )
-    return cells, amplification, 6 if ":" in ip else 4, software
+    return row, amplification, software
 
 
 def _address(item: tuple[int, bytes] | None, key: bytes, *, xor: bool) -> proto.Address | None:
@@ -95,6 +117,17 @@ def _address(item: tuple[int, bytes] | None, key: bytes, *, xor: bool) -> proto.
     size = len(value)
     if size != declared or (size, value[1] if size >= 2 else -1) not in ((8, 1), (20, 2)):
         return None
+    if size == 8:  # IPv4: only the first 4 bytes of the key (STUN's cookie) enter
+        return _ipv4_address(value, key[:4] if xor else None)
     if xor:
         value = proto.xor_address_value(value, key)
     return codec._address(value, key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ipv4_address(value: bytes, xor_key: bytes | None) -> proto.Address:
+    """An IPv4 address value, un-XORed with ``xor_key`` if given; cached, because a scan's
+    answers all carry the same XOR-MAPPED-ADDRESS (ours) under the same cookie."""
+    if xor_key is not None:
+        value = proto.xor_address_value(value, xor_key)
+    return codec._address(value, xor_key or b"")

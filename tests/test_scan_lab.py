@@ -102,10 +102,13 @@ def test_finds_exactly_the_lab_servers(lab: Lab, tmp_path: Path) -> None:
     assert counted(summary, "bad transaction ID") == 3  # forged v4, forged v6, the spoofer
     assert counted(summary, "port") >= 1  # 203.0.113.40 holds no server: ICMP port unreachable
     assert "IPv4 4, IPv6 1" in summary
+    assert counted(summary, r"kernel drops\s+") == 0
     reader = CaptureReader(out_pcap)
     frames = list(reader)
     assert reader.problem is None
     assert len(frames) == counted(summary, r"received\s+")
+    stamps = [frame.time for frame in frames]  # the kernel's receive times, in order
+    assert stamps == sorted(stamps) and abs(stamps[0] - time.time()) < 60
 
 
 def test_the_report_probe_is_validated_by_address_only(lab: Lab, tmp_path: Path) -> None:
@@ -219,7 +222,6 @@ BPF_CHECK = """
 import socket, time
 from stunscan.scan.sniffer import open_capture
 capture = open_capture("lo", (40000, 40001))
-capture.settimeout(0.5)
 def send(family, host, port, source_port):
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         s.bind((host, source_port))
@@ -230,13 +232,13 @@ send(socket.AF_INET6, "::1", 40001, 41002)          # IPv6 to our port: kept
 send(socket.AF_INET6, "::1", 40002, 41003)          # above the range: dropped, ICMPv6 kept
 time.sleep(0.3)
 seen = []
-while True:
-    try:
-        frame = capture.recv(65535)
-    except TimeoutError:
-        break
-    v4 = frame[12:14] == b"\\x08\\x00"
-    seen.append(frame[12:14].hex() + ":" + (frame[23:24] if v4 else frame[20:21]).hex())
+while capture.ring.wait(0.5):
+    frames = capture.ring.take()
+    for index in range(len(frames)):
+        frame = capture.ring.frame(frames, index)
+        v4 = frame[12:14] == b"\\x08\\x00"
+        seen.append(frame[12:14].hex() + ":" + (frame[23:24] if v4 else frame[20:21]).hex())
+    capture.ring.release(frames)
 print(sorted(seen))
 """
 

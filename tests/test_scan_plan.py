@@ -7,6 +7,7 @@ transaction IDs; the frames the sender builds, checked by Scapy's own dissection
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import subprocess
 import sys
@@ -307,7 +308,8 @@ def _answer_frame(
 
 
 def _judge(validator: Validator, frame: bytes, stats: ReceiveStats) -> Record | None:
-    return dissect(memoryview(frame), validator, stats)
+    answer = dissect(memoryview(frame), validator, stats)
+    return None if answer is None else answer.record()
 
 
 def test_only_answers_with_our_id_from_their_own_address_count() -> None:
@@ -361,3 +363,25 @@ def test_the_report_probe_is_checked_by_address_and_port_only() -> None:
     assert _judge(validator, _answer_frame(bytes(12), source="198.51.100.1"), stats) is None
     assert _judge(validator, _answer_frame(b"\x01" * 12, source="203.0.113.12"), stats) is None
     assert (stats.valid, stats.bad_id) == (1, 2)
+
+
+@pytest.mark.parametrize("dropped", [0, 1234])
+def test_the_summary_says_what_the_kernel_dropped(dropped: int) -> None:
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from stunscan.pcap import ServerTally, summarize
+    from stunscan.scan.display import scan_summary
+    from stunscan.scan.sender import SendStats
+
+    options = SimpleNamespace(probe="binding", shard=0, shards=1)
+    panel = scan_summary(
+        SendStats(10, 10, 0, 0.0, 1.0), ReceiveStats(received=3, kernel_dropped=dropped),
+        summarize(ServerTally()), SimpleNamespace(seed=1), options,
+    )  # fmt: skip
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(panel)
+    text = console.export_text()
+    assert f"kernel drops      {dropped:,}" in text
+    assert ("lower --rate" in text) == bool(dropped)

@@ -96,6 +96,14 @@ def scan_summary(
         "ICMP unreachable",
         f"port {received.icmp_port_unreachable}, other {received.icmp_other_unreachable}",
     )
+    if received.kernel_dropped:
+        grid.add_row(
+            Text("kernel drops", style="bold red"),
+            f"{received.kernel_dropped:,} frames the receive ring had no room for (answers"
+            " lost: scan again with a lower --rate)",
+        )
+    else:
+        grid.add_row("kernel drops", "0 (every frame the filter passed was read)")
     hit = received.valid / sent.targets if sent.targets else 0.0
     report_rows(grid, summary, servers_note=f"(hit rate {hit:.2%})")
     validation = (

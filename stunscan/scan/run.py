@@ -9,7 +9,6 @@ holds before it writes the summary, so nothing received is lost.
 
 from __future__ import annotations
 
-import ipaddress
 import multiprocessing
 import secrets
 import signal
@@ -29,12 +28,20 @@ from rich.live import Live
 from stunscan.pcap import ServerTally, server_key, summarize
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
 from stunscan.scan import display
+from stunscan.scan.answer import Answer
 from stunscan.scan.frames import WIRE_OVERHEAD, FrameBuilder, build_template
 from stunscan.scan.order import CyclicOrder
 from stunscan.scan.pcapout import PcapWriter
 from stunscan.scan.route import Route, RouteError, find_route
 from stunscan.scan.sender import Sender, SendStats, open_send_socket
-from stunscan.scan.sniffer import COUNTERS, ReceiveStats, Sniffer, Validator, open_capture
+from stunscan.scan.sniffer import (
+    COUNTERS,
+    Capture,
+    ReceiveStats,
+    Sniffer,
+    Validator,
+    open_capture,
+)
 from stunscan.scan.targets import (
     TargetError,
     TargetSpace,
@@ -177,38 +184,47 @@ class ScanResult:
 
 
 def _sniff(
-    capture: list[Any],
+    captures: list[Capture],
     validator: Validator,
     publish: Any,
-    writers: list[Any],
+    csv_writer: CSVWriter | None,
+    json_writer: JSONLinesWriter | None,
     pcap: PcapWriter | None,
     table_rows: int,
     stop: Any,
     channel: Any,
 ) -> None:
-    """The forked sniffer process: receive, write rows, report back through ``channel``."""
+    """The forked sniffer process: receive, write rows, report back through ``channel``.
+
+    A row's cells come from the answer's bytes; only JSON lines and the table's first
+    rows decode it in full (see ``answer.py``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tally = ServerTally()
     shown: list[Record] = []
     written = 0
 
-    def emit(record: Record) -> None:
+    def emit(answer: Answer) -> None:
         nonlocal written
         written += 1
-        for writer in writers:
-            writer.write(record)
-        tally.add(server_key("udp", ipaddress.ip_address(record.ip).packed, record.port), record)
-        if len(shown) < table_rows:
-            shown.append(record)
+        cells, amplification, software = answer.cells()
+        if csv_writer is not None:
+            csv_writer.write_cells(cells)
+        if json_writer is not None or len(shown) < table_rows:
+            record = answer.record()
+            if json_writer is not None:
+                json_writer.write(record)
+            if len(shown) < table_rows:
+                shown.append(record)
+        tally.servers.add(server_key("udp", answer.source, answer.port))
+        tally.figures(amplification, answer.version, software)
 
     def flush() -> None:
-        for writer in writers:
-            writer.flush()
-        if pcap is not None:
-            pcap.flush()
+        for writer in (csv_writer, json_writer, pcap):
+            if writer is not None:
+                writer.flush()
 
     keep = pcap.write if pcap is not None else None
-    stats = Sniffer(capture, validator, emit, flush, publish, keep).run(stop.is_set)
+    stats = Sniffer(captures, validator, emit, flush, publish, keep).run(stop.is_set)
     channel.send(ScanResult(stats, tally, shown, written))
     channel.close()
 
@@ -222,7 +238,7 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
     routes = _routes(space, options)
     ports = _source_ports(options)
     send_sockets = {v: open_send_socket(r.interface) for v, r in routes.items()}
-    capture = [open_capture(name, ports) for name in sorted({r.interface for r in routes.values()})]
+    captures = _captures(routes, ports)
     builders = {v: FrameBuilder(r, template) for v, r in routes.items()}
     rate = options.rate
     if options.bandwidth:
@@ -238,11 +254,11 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
         counters[:] = stats.as_list()
 
     with ExitStack() as stack:
-        writers: list[Any] = []
+        csv_writer = json_writer = None
         if options.csv_out:
-            writers.append(CSVWriter(open_output(stack, options.csv_out), autoflush=False))
+            csv_writer = CSVWriter(open_output(stack, options.csv_out), autoflush=False)
         if options.json_out:
-            writers.append(JSONLinesWriter(open_output(stack, options.json_out), autoflush=False))
+            json_writer = JSONLinesWriter(open_output(stack, options.json_out), autoflush=False)
         pcap = None
         if options.pcap_out:
             pcap = PcapWriter(stack.enter_context(open(options.pcap_out, "wb")))
@@ -250,15 +266,25 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
         receiving, sending = context.Pipe(duplex=False)
         child = context.Process(
             target=_sniff,
-            args=(capture, validator, publish, writers, pcap, options.table_rows, stop, sending),
+            args=(
+                captures,
+                validator,
+                publish,
+                csv_writer,
+                json_writer,
+                pcap,
+                options.table_rows,
+                stop,
+                sending,
+            ),
             daemon=True,
         )
         sys.stdout.flush()  # nothing buffered here may be written twice, by both processes
         sys.stderr.flush()
         child.start()
         sending.close()
-        for sock in capture:
-            sock.close()
+        for capture in captures:  # the sniffer has its own
+            capture.close()
         count = options.senders
         shared = context.Array("Q", 2 * count, lock=False)
 
@@ -314,6 +340,21 @@ def _start_sender(
     process.start()
     sending.close()
     return receiving, process
+
+
+def _captures(routes: dict[int, Route], ports: tuple[int, int]) -> list[Capture]:
+    """One capture per interface the routes use, set up before anything is sent."""
+    captures: list[Capture] = []
+    for interface in sorted({route.interface for route in routes.values()}):
+        try:
+            captures.append(open_capture(interface, ports))
+        except OSError as exc:
+            for capture in captures:
+                capture.close()
+            raise ScanError(
+                f"cannot capture on {interface}: the kernel refused a receive ring ({exc.strerror})"
+            ) from None
+    return captures
 
 
 def _check_privilege() -> None:

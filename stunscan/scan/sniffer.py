@@ -7,30 +7,36 @@ forged or spoofed), a datagram that is not STUN. An ID that validates for anothe
 scanned ports is a server answering from a different port than it was asked on: kept and
 flagged. ICMP destination unreachables are counted by kind.
 
-The hot path is plain ``struct``-free slicing and the fast codec (no Scapy): the kernel
-filter (``bpf.py``) already dropped everything not addressed to our source ports.
+Frames arrive in a receive ring (``rxring.py``) that the kernel filter (``bpf.py``) feeds
+with answers to our source ports only. Each batch of ready frames is judged at once with
+numpy (``triage.py``); the odd frame the batch code is not sure of goes through
+:func:`dissect`, the same rules one frame at a time, in capture order. Valid answers stay
+bytes (``answer.py``) until they become rows. Frames the kernel had to drop because the
+ring was full are counted: they are the only answers a scan can lose, and it says so.
+No Scapy on this path.
 """
 
 from __future__ import annotations
 
+import mmap
+import select
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+
+import numpy as np
 
 from stunscan import codec
 from stunscan import protocol as proto
-from stunscan.record import Record
+from stunscan.scan.answer import Answer
 from stunscan.scan.bpf import attach_filter
+from stunscan.scan.rxring import Frames, RxRing, slot_size
 from stunscan.scan.targets import TargetSpace
+from stunscan.scan.triage import ANSWER, BAD_ID, ECHOED, GENERIC, NOT_STUN, Triage
 from stunscan.scan.txid import TransactionKey
 
 ETH_P_ALL = 0x0003
-SO_RCVBUFFORCE = 33
-"""linux/socket.h; Python's socket module does not name it."""
-RECEIVE_BUFFER = 256 << 20
-"""Asked of the kernel (SO_RCVBUFFORCE as root): bursts of answers wait here, not on the floor."""
 MAX_PORTS_FOR_MOVED = 64
 """Past this many scanned ports, an ID is not re-checked against every other port."""
 FLUSH_EVERY = 0.25
@@ -56,6 +62,9 @@ class ReceiveStats:
     """A request or indication with our ID: an echo service reflecting the probe."""
     icmp_port_unreachable: int = 0
     icmp_other_unreachable: int = 0
+    kernel_dropped: int = 0
+    """Frames the filter passed but the kernel dropped, the receive ring being full: answers
+    lost before the sniffer could read them (not among ``received``)."""
 
     def as_list(self) -> list[int]:
         return [getattr(self, name) for name in COUNTERS]
@@ -65,19 +74,33 @@ COUNTERS = tuple(f.name for f in fields(ReceiveStats))
 """The counters in order, for the shared-memory mirror the progress display reads."""
 
 
-def open_capture(interface: str, source_ports: tuple[int, int]) -> socket.socket:
+@dataclass(slots=True)
+class Capture:
+    """One interface's capture socket and the receive ring the kernel fills."""
+
+    sock: socket.socket
+    ring: RxRing
+
+    def close(self) -> None:
+        self.ring.close()
+        self.sock.close()
+
+
+def open_capture(interface: str, source_ports: tuple[int, int]) -> Capture:
     """An AF_PACKET socket on ``interface`` that sees only what the kernel filter passes.
 
-    The socket is created with protocol 0 (it receives nothing), the filter attached, and
-    only then bound to ETH_P_ALL: no unfiltered frame can slip in between."""
+    The socket is created with protocol 0 (it receives nothing), the filter attached and
+    the receive ring set up, and only then bound to ETH_P_ALL: no unfiltered frame can slip
+    in between. Raises OSError if the kernel refuses the ring (memory)."""
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-    attach_filter(sock, *source_ports)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RECEIVE_BUFFER)
+        attach_filter(sock, *source_ports)
+        ring = RxRing(sock, slot_size(interface))
+        sock.bind((interface, ETH_P_ALL))
     except OSError:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-    sock.bind((interface, ETH_P_ALL))
-    return sock
+        sock.close()
+        raise
+    return Capture(sock, ring)
 
 
 @dataclass(slots=True)
@@ -94,9 +117,15 @@ class Validator:
     seen: set[tuple[bytes, int]] = field(default_factory=set)
 
     def judge(
-        self, version: int, source: bytes, port: int, payload: bytes, stats: ReceiveStats
-    ) -> Record | None:
-        """A row for a first valid answer; None (and a count) for anything else."""
+        self,
+        version: int,
+        source: bytes,
+        port: int,
+        payload: bytes,
+        stats: ReceiveStats,
+        when: float | None = None,
+    ) -> Answer | None:
+        """The answer, if it is a first valid one; None (and a count) for anything else."""
         key = self.key
         if len(payload) < proto.HEADER_SIZE:
             stats.not_stun += 1
@@ -137,35 +166,51 @@ class Validator:
         if message.msg_class not in _RESPONSE_CLASSES:
             stats.echoed += 1
             return None
+        return self.accept(version, source, port, probed, probe, payload, stats, when)
+
+    def accept(
+        self,
+        version: int,
+        source: bytes,
+        port: int,
+        probed: int,
+        probe: int | None,
+        payload: bytes,
+        stats: ReceiveStats,
+        when: float | None = None,
+    ) -> Answer | None:
+        """A response that validated: the answer, unless its server already answered."""
         if (source, probed) in self.seen:
             stats.duplicates += 1
             return None
         self.seen.add((source, probed))
         stats.valid += 1
-        extra: dict[str, Any] = {
-            "validation": "transaction-id" if self.keyed else "address-only",
-        }
-        if probe is not None:
-            extra["probe"] = probe
         if probed != port:
             stats.moved += 1
-            extra["answered_from_port"] = port
-        ip = socket.inet_ntop(socket.AF_INET6 if version == 6 else socket.AF_INET, source)
-        return Record(
-            time.time(),
-            ip,
+        return Answer(
+            time.time() if when is None else when,
+            version,
+            source,
             probed,
-            "udp",
-            message,
-            len(payload),
+            port,
+            payload,
             self.request_size,
             self.clients.get(version, ""),
-            extra,
+            self.keyed,
+            probe,
         )
 
+    def triage(self) -> Triage:
+        """The same judgement for whole batches."""
+        space = self.space
+        other_ports = len(space.ports) <= MAX_PORTS_FOR_MOVED
+        return Triage(self.key, self.keyed, space.ports, other_ports, space.contains)
 
-def dissect(frame: memoryview, validator: Validator, stats: ReceiveStats) -> Record | None:
-    """One captured Ethernet frame (the kernel filter passed it) to a row or a count.
+
+def dissect(
+    frame: memoryview, validator: Validator, stats: ReceiveStats, when: float | None = None
+) -> Answer | None:
+    """One captured Ethernet frame (the kernel filter passed it) to an answer or a count.
 
     The filter guarantees the bytes it read (up to the UDP destination port); anything
     shorter past that point is counted as unreadable, never raised."""
@@ -193,7 +238,7 @@ def dissect(frame: memoryview, validator: Validator, stats: ReceiveStats) -> Rec
         stats.not_stun += 1
         return None
     payload = bytes(frame[start + 8 : start + max(length, 8)])
-    return validator.judge(version, source, port, payload, stats)
+    return validator.judge(version, source, port, payload, stats, when)
 
 
 def _icmp(message: memoryview, unreachable_type: int, stats: ReceiveStats) -> None:
@@ -207,20 +252,74 @@ def _icmp(message: memoryview, unreachable_type: int, stats: ReceiveStats) -> No
         stats.icmp_other_unreachable += 1
 
 
+def judge_batch(
+    memory: bytes | mmap.mmap,
+    buffer: np.ndarray,
+    frames: Frames,
+    validator: Validator,
+    triage: Triage,
+    stats: ReceiveStats,
+) -> list[Answer]:
+    """The first valid answers among a batch of frames, in capture order, every frame
+    counted once: what :func:`dissect` gives frame by frame, decided for the batch."""
+    decisions = triage.decide(buffer, frames.starts, frames.captured)
+    verdict = decisions.verdict
+    counts = np.bincount(verdict, minlength=ANSWER + 1).tolist()
+    stats.received += len(frames) - counts[GENERIC]
+    stats.not_stun += counts[NOT_STUN]
+    stats.bad_id += counts[BAD_ID]
+    stats.echoed += counts[ECHOED]
+    answers: list[Answer] = []
+    picked = np.flatnonzero((verdict == GENERIC) | (verdict == ANSWER))
+    if not picked.size:
+        return answers
+    starts = frames.starts[picked].tolist()
+    times = frames.times[picked].tolist()
+    keyed = validator.keyed
+    for index, start, when, kind, offset, size, version, sport, probed, probe in zip(
+        picked.tolist(),
+        starts,
+        times,
+        verdict[picked].tolist(),
+        decisions.payload[picked].tolist(),
+        decisions.size[picked].tolist(),
+        decisions.version[picked].tolist(),
+        decisions.sport[picked].tolist(),
+        decisions.probed[picked].tolist(),
+        decisions.probe[picked].tolist(),
+        strict=True,
+    ):
+        if kind == GENERIC:
+            frame = memoryview(memory[start : start + int(frames.captured[index])])
+            answer = dissect(frame, validator, stats, when)
+        else:
+            payload = memory[start + offset : start + offset + size]
+            source = (
+                memory[start + 26 : start + 30] if version == 4 else memory[start + 22 : start + 38]
+            )
+            answer = validator.accept(
+                version, source, sport, probed, probe if keyed else None, payload, stats, when
+            )
+        if answer is not None:
+            answers.append(answer)
+    return answers
+
+
 class Sniffer:
-    """The receive loop: frames from the sockets, rows to ``emit``, counts to ``publish``."""
+    """The receive loop: frames from the rings, answers to ``emit``, counts to ``publish``."""
 
     def __init__(
         self,
-        sockets: list[socket.socket],
+        captures: list[Capture],
         validator: Validator,
-        emit: Callable[[Record], None],
+        emit: Callable[[Answer], None],
         flush: Callable[[], None],
         publish: Callable[[ReceiveStats], None] = lambda stats: None,
-        keep: Callable[[bytes], None] | None = None,
+        keep: Callable[[bytes, float], None] | None = None,
     ) -> None:
-        self.sockets = sockets
+        self.captures = captures
         self.validator = validator
+        self.triage = validator.triage()
         self.emit = emit
         self.keep = keep
         self.flush = flush
@@ -228,47 +327,55 @@ class Sniffer:
         self.stats = ReceiveStats()
 
     def run(self, should_stop: Callable[[], bool], poll: float = 0.05) -> ReceiveStats:
-        """Receive until ``should_stop()``, then drain what the kernel still holds."""
-        import selectors
-
-        buffer = bytearray(1 << 18)
-        view = memoryview(buffer)
-        stats, validator, emit, keep = self.stats, self.validator, self.emit, self.keep
-        selector = selectors.DefaultSelector()
-        for sock in self.sockets:
-            sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ)
+        """Receive until ``should_stop()``, then drain what the kernel still holds (until
+        the wire has been quiet for ``poll`` seconds)."""
+        poller = select.poll()
+        for capture in self.captures:
+            poller.register(capture.sock.fileno(), select.POLLIN | select.POLLERR)
+        stats = self.stats
         stopping = False
         flushed = time.monotonic()
         while True:
-            ready = selector.select(poll)
-            if not ready:
-                self.flush()
-                self.publish(stats)
-                if stopping:
-                    break
-                stopping = should_stop()
-                continue
-            for selected, _ in ready:
-                source: socket.socket = selected.fileobj  # type: ignore[assignment]
-                for _ in range(4096):  # a burst per wake-up, then let the others speak
-                    try:
-                        size = source.recv_into(buffer)
-                    except BlockingIOError:
-                        break
-                    if keep is not None:
-                        keep(bytes(view[:size]))
-                    record = dissect(view[:size], validator, stats)
-                    if record is not None:
-                        emit(record)
+            busy = False
+            for capture in self.captures:
+                frames = capture.ring.take()
+                if len(frames):
+                    busy = True
+                    self._batch(capture, frames)
+                    capture.ring.release(frames)
             self.publish(stats)
-            now = time.monotonic()
-            if now - flushed > FLUSH_EVERY:
-                self.flush()
-                flushed = now
-            if not stopping and should_stop():
-                stopping = True
-        selector.close()
-        self.flush()
-        self.publish(stats)
+            if busy:
+                now = time.monotonic()
+                if now - flushed > FLUSH_EVERY:
+                    self._settle()
+                    flushed = now
+                if not stopping and should_stop():
+                    stopping = True
+                continue
+            poller.poll(int(poll * 1000))
+            if any(capture.ring.ready() for capture in self.captures):
+                continue
+            self._settle()
+            flushed = time.monotonic()
+            if stopping:
+                break
+            stopping = should_stop()
+        self._settle()
         return stats
+
+    def _batch(self, capture: Capture, frames: Frames) -> None:
+        ring = capture.ring
+        for answer in judge_batch(
+            ring.ring, ring.flat, frames, self.validator, self.triage, self.stats
+        ):
+            self.emit(answer)
+        if self.keep is not None:
+            for index, when in enumerate(frames.times.tolist()):
+                self.keep(ring.frame(frames, index), when)
+
+    def _settle(self) -> None:
+        """Rows to their files, the kernel's drop count read, the counters published."""
+        for capture in self.captures:
+            self.stats.kernel_dropped += capture.ring.statistics()[1]
+        self.flush()
+        self.publish(self.stats)

@@ -1,0 +1,77 @@
+"""A valid answer to one of our probes, kept as bytes until a row or a record is asked of it.
+
+When every target answers, the sniffer writes a row per answer. A full record decodes every
+attribute, which costs more than everything else the sniffer does; the CSV row needs only
+four attributes, read from the bytes by ``stunscan.csvrow``. So an answer stays bytes: the
+CSV and the report's tally take :meth:`Answer.cells`, and only JSON lines and the terminal
+table decode it in full (:meth:`Answer.record`). ``tests/test_scan_triage.py`` holds the
+two to the same cells.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from stunscan import codec, csvrow
+from stunscan.record import Record
+
+
+@dataclass(slots=True)
+class Answer:
+    """Where a valid answer came from, which probe it answers, and its UDP payload."""
+
+    time: float
+    version: int
+    source: bytes
+    """The server's address, packed (4 or 16 bytes)."""
+    port: int
+    """The port probed: the row's port."""
+    from_port: int
+    """The port the answer came from; another than ``port`` for a server behind a NAT
+    that changes ports (kept, flagged)."""
+    payload: bytes
+    request_size: int
+    client: str
+    keyed: bool
+    """Validated by its keyed transaction ID, or (the report's zero-ID probe) by address."""
+    probe: int | None
+
+    @property
+    def ip(self) -> str:
+        return socket.inet_ntop(
+            socket.AF_INET6 if self.version == 6 else socket.AF_INET, self.source
+        )
+
+    def cells(self) -> tuple[list[str], float, str]:
+        """(the report row's cells, amplification, SOFTWARE), straight from the bytes."""
+        made = csvrow.cells(
+            self.payload, self.time, self.ip, self.port, "udp", self.request_size,
+            len(self.payload),
+        )  # fmt: skip
+        assert made is not None  # only a STUN or classic message is a valid answer
+        return made
+
+    def record(self) -> Record:
+        """The whole record, every attribute decoded: for JSON lines and the table."""
+        message = codec.decode(self.payload)
+        assert message is not None and message.is_stun
+        extra: dict[str, Any] = {
+            "validation": "transaction-id" if self.keyed else "address-only",
+        }
+        if self.probe is not None:
+            extra["probe"] = self.probe
+        if self.from_port != self.port:
+            extra["answered_from_port"] = self.from_port
+        return Record(
+            self.time,
+            self.ip,
+            self.port,
+            "udp",
+            message,
+            len(self.payload),
+            self.request_size,
+            self.client,
+            extra,
+        )
