@@ -33,7 +33,16 @@ from stunscan.scan.answer import Answer
 from stunscan.scan.bpf import attach_filter
 from stunscan.scan.rxring import Frames, RxRing, slot_size
 from stunscan.scan.targets import TargetSpace
-from stunscan.scan.triage import ANSWER, BAD_ID, ECHOED, GENERIC, NOT_STUN, Triage
+from stunscan.scan.triage import (
+    ANSWER,
+    BAD_ID,
+    ECHOED,
+    GENERIC,
+    NOT_STUN,
+    SOURCE4,
+    SOURCE6,
+    Triage,
+)
 from stunscan.scan.txid import TransactionKey
 
 ETH_P_ALL = 0x0003
@@ -294,9 +303,8 @@ def judge_batch(
             answer = dissect(frame, validator, stats, when)
         else:
             payload = memory[start + offset : start + offset + size]
-            source = (
-                memory[start + 26 : start + 30] if version == 4 else memory[start + 22 : start + 38]
-            )
+            where = SOURCE4 if version == 4 else SOURCE6
+            source = memory[start + where.start : start + where.stop]
             answer = validator.accept(
                 version, source, sport, probed, probe if keyed else None, payload, stats, when
             )

@@ -36,6 +36,8 @@ de-duplicated."""
 ROW = 96
 """Bytes read from each frame: through an IPv6 answer's transaction ID (82)."""
 _V4_UDP, _V6_UDP = 34, 54
+SOURCE4, SOURCE6 = slice(26, 30), slice(22, 38)
+"""Where an IPv4 (no options) or IPv6 frame has its source address."""
 _FRAME = np.dtype(
     {
         "names": ["ethertype", "version_ihl", "protocol4", "next6", "length4", "length6"],
@@ -62,12 +64,6 @@ class Decisions:
     sport: np.ndarray
     probed: np.ndarray
     probe: np.ndarray
-    rows: np.ndarray
-    """The frames' first ROW bytes (past a short frame: whatever the buffer held)."""
-
-    def source(self, index: int) -> bytes:
-        """The source address of a frame judged here, packed."""
-        return _source(self.rows[index], int(self.version[index]))
 
 
 class Triage:
@@ -141,7 +137,7 @@ class Triage:
         verdict[valid & ~stun] = NOT_STUN
         verdict[valid & stun & ~responds] = ECHOED
         verdict[valid & stun & responds] = ANSWER
-        return Decisions(verdict, version, payload, size, sport, probed, probe, rows)
+        return Decisions(verdict, version, payload, size, sport, probed, probe)
 
     def _validate(
         self,
@@ -211,13 +207,13 @@ def _cookie(rows: np.ndarray, offset: np.ndarray) -> np.ndarray:
 
 
 def _source(row: np.ndarray, version: int) -> bytes:
-    return bytes(row[26:30]) if version == 4 else bytes(row[22:38])
+    return bytes(row[SOURCE4 if version == 4 else SOURCE6])
 
 
 def _address(rows: np.ndarray, family: int) -> tuple[np.ndarray, np.ndarray]:
     """The source addresses of one family's rows as (high, low) 64-bit halves."""
     if family == 4:
-        low = np.ascontiguousarray(rows[:, 26:30]).view(">u4").ravel().astype(np.uint64)
+        low = np.ascontiguousarray(rows[:, SOURCE4]).view(">u4").ravel().astype(np.uint64)
         return np.zeros(len(rows), np.uint64), low
-    halves = np.ascontiguousarray(rows[:, 22:38]).view(">u8").reshape(len(rows), 2)
+    halves = np.ascontiguousarray(rows[:, SOURCE6]).view(">u8").reshape(len(rows), 2)
     return halves[:, 0].astype(np.uint64), halves[:, 1].astype(np.uint64)
