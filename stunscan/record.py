@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import json
 import math
 import sys
@@ -235,6 +236,36 @@ def safe_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
+def csv_line(cells: Iterable[str]) -> str:
+    """The CSV line of a row's cells (COLUMNS order), each made safe (see safe_cell)."""
+    cells = list(cells)
+    line = ",".join(cells)
+    # The usual row, checked whole: every cell printable, none starting a formula, no comma
+    # or quote inside one. Then no cell changes and none needs quoting, so this is
+    # csv.writer's line; a scan writing a row per answer spends much of its time here.
+    if (
+        line.isprintable()
+        and '"' not in line
+        and line.count(",") == _SEPARATORS
+        and not line.startswith(_FORMULA_START)
+        and not any(mark in line for mark in _FORMULA_AFTER_COMMA)
+    ):
+        return line + "\n"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([safe_cell(cell) for cell in cells])
+    return out.getvalue()
+
+
+def csv_field(value: str) -> str:
+    """One cell as csv_line writes it inside a row: made safe, then quoted if need be."""
+    safe = safe_cell(value)
+    if not safe:
+        return ""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([safe])
+    return out.getvalue()[:-1]
+
+
 class CSVWriter:
     """The Shadowserver CSV, a header then one line per record, flushed per line unless
     ``autoflush`` is off (the scan's sniffer flushes four times a second)."""
@@ -242,8 +273,7 @@ class CSVWriter:
     def __init__(self, stream: IO[str], autoflush: bool = True) -> None:
         self.stream = stream
         self.autoflush = autoflush
-        self.writer = csv.writer(stream, lineterminator="\n")
-        self.writer.writerow(COLUMNS)
+        csv.writer(stream, lineterminator="\n").writerow(COLUMNS)
         stream.flush()
 
     def write(self, record: Record) -> None:
@@ -251,21 +281,11 @@ class CSVWriter:
 
     def write_cells(self, cells: Iterable[str]) -> None:
         """One row from its cells in COLUMNS order (see row_cells), made safe here."""
-        cells = list(cells)
-        line = ",".join(cells)
-        # The usual row, checked whole: every cell printable, none starting a formula, no
-        # comma or quote inside one. Then no cell changes and none needs quoting, so this
-        # is csv.writer's line; a scan writing a row per answer spends most of its time here.
-        if (
-            line.isprintable()
-            and '"' not in line
-            and line.count(",") == _SEPARATORS
-            and not line.startswith(_FORMULA_START)
-            and not any(mark in line for mark in _FORMULA_AFTER_COMMA)
-        ):
-            self.stream.write(line + "\n")
-        else:
-            self.writer.writerow([safe_cell(cell) for cell in cells])
+        self.write_line(csv_line(cells))
+
+    def write_line(self, line: str) -> None:
+        """One row already made by :func:`csv_line` (or to its rules: ``stunscan.scan.rows``)."""
+        self.stream.write(line)
         if self.autoflush:
             self.stream.flush()
 

@@ -25,8 +25,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stunscan import protocol as proto
-from stunscan.record import COLUMNS, CSVWriter, safe_cell
+from stunscan.record import COLUMNS, CSVWriter, csv_line, safe_cell
 from stunscan.scan.answer import Answer
+from stunscan.scan.rows import Row
 from stunscan.scan.rxring import Frames
 from stunscan.scan.sniffer import COUNTERS, ReceiveStats, Validator, dissect, judge_batch
 from stunscan.scan.targets import TargetSpace, parse_target
@@ -266,6 +267,81 @@ def test_an_answers_row_from_its_bytes_is_its_records_row(mode: str) -> None:
         assert cells == list(record.row().values())
         assert (amplification, software) == (record.amplification, record.software())
         assert record.response_size == len(answer.payload)  # the whole UDP payload
+
+
+def _one_at_a_time(answer: Answer) -> Row:
+    cells, amplification, software = answer.cells()
+    return Row(csv_line(cells), amplification, software)
+
+
+@pytest.mark.parametrize("mode", ["binding", "classic", "shadowserver"])
+def test_a_batch_makes_the_rows_one_answer_at_a_time_makes(mode: str) -> None:
+    scan = Scan(mode)
+    _stats, answers = in_batches(scan, mixed_frames(scan), 4096)
+    batch_made = [answer for answer in answers if answer.row is not None]
+    assert len(batch_made) > len(answers) // 2  # the batch path did most of them
+    for answer in batch_made:
+        assert answer.row == _one_at_a_time(answer)
+
+
+_ATTRIBUTE = st.one_of(
+    st.tuples(
+        st.sampled_from(
+            [proto.MAPPED_ADDRESS, proto.XOR_MAPPED_ADDRESS, proto.XOR_MAPPED_ADDRESS_LEGACY]
+        ),
+        st.one_of(
+            st.tuples(st.ip_addresses(), st.integers(0, 0xFFFF)).map(
+                lambda a: proto.encode_address(str(a[0]), a[1])
+            ),
+            st.binary(max_size=24),  # wrong lengths, families
+        ),
+    ),
+    st.tuples(
+        st.just(proto.SOFTWARE),
+        st.one_of(
+            st.text(max_size=30).map(lambda t: t.encode()),
+            st.sampled_from([b"=cmd|' /C calc'!A0", b'a "quoted", b', b"-1", b"\x1b[31m"]),
+            st.binary(max_size=30),
+        ),
+    ),
+    st.tuples(st.just(proto.FINGERPRINT), st.binary(min_size=0, max_size=6)),
+    st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=40)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(_ATTRIBUTE, max_size=30),
+            st.integers(-12, 12),  # the header length's error: cut or overlong messages
+            st.binary(max_size=8),  # bytes after the message
+            st.booleans(),  # from IPv6
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_generated_answers_get_the_same_row_either_way(cases: list[tuple]) -> None:  # type: ignore[type-arg]
+    scan = Scan("binding")
+    frames = []
+    for number, (attributes, error, tail, v6) in enumerate(cases):
+        address = (SERVERS6 if v6 else SERVERS4)[number % 3]
+        ident = scan.ident(address)
+        message = proto.encode_message(SUCCESS, ident, [])
+        body = b"".join(
+            struct.pack("!HH", code, len(value)) + value + bytes(-len(value) % 4)
+            for code, value in attributes
+        )
+        length = max(0, len(body) + error) & 0xFFFC
+        frames.append(udp_frame(address, struct.pack("!HH", SUCCESS, length) + message[4:]
+                                + body + tail))  # fmt: skip
+    _stats, answers = in_batches(scan, frames, 64)
+    for answer in answers:
+        expected = _one_at_a_time(answer)
+        if answer.row is not None:
+            assert answer.row == expected
+        assert answer.line() == expected
 
 
 def _csv_module_line(cells: list[str]) -> str:

@@ -2,20 +2,21 @@
 
 When every target answers, the sniffer writes a row per answer. A full record decodes every
 attribute, which costs more than everything else the sniffer does; the CSV row needs only
-four attributes, read from the bytes by ``stunscan.csvrow``. So an answer stays bytes: the
-CSV and the report's tally take :meth:`Answer.cells`, and only JSON lines and the terminal
-table decode it in full (:meth:`Answer.record`). ``tests/test_scan_triage.py`` holds the
-two to the same cells.
+four attributes, read from the bytes (for a batch at once by ``rows.py``, else one answer
+at a time by ``stunscan.csvrow``). So an answer stays bytes: the CSV and the report's tally
+take :meth:`Answer.line`, and only JSON lines and the terminal table decode it in full
+(:meth:`Answer.record`). ``tests/test_scan_triage.py`` holds the three to the same row.
 """
 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stunscan import codec, csvrow
-from stunscan.record import Record
+from stunscan.record import Record, csv_line
+from stunscan.scan.rows import Row
 
 
 @dataclass(slots=True)
@@ -37,12 +38,21 @@ class Answer:
     keyed: bool
     """Validated by its keyed transaction ID, or (the report's zero-ID probe) by address."""
     probe: int | None
+    row: Row | None = field(default=None, compare=False)
+    """Its CSV line and report figures, once made (a batch makes them at once: rows.py)."""
 
     @property
     def ip(self) -> str:
         return socket.inet_ntop(
             socket.AF_INET6 if self.version == 6 else socket.AF_INET, self.source
         )
+
+    def line(self) -> Row:
+        """The CSV line, amplification and SOFTWARE: what the writers and tally take."""
+        if self.row is None:
+            cells, amplification, software = self.cells()
+            self.row = Row(csv_line(cells), amplification, software)
+        return self.row
 
     def cells(self) -> tuple[list[str], float, str]:
         """(the report row's cells, amplification, SOFTWARE), straight from the bytes."""

@@ -206,9 +206,9 @@ def _sniff(
     def emit(answer: Answer) -> None:
         nonlocal written
         written += 1
-        cells, amplification, software = answer.cells()
+        row = answer.line()
         if csv_writer is not None:
-            csv_writer.write_cells(cells)
+            csv_writer.write_line(row.line)
         if json_writer is not None or len(shown) < table_rows:
             record = answer.record()
             if json_writer is not None:
@@ -216,7 +216,7 @@ def _sniff(
             if len(shown) < table_rows:
                 shown.append(record)
         tally.servers.add(server_key("udp", answer.source, answer.port))
-        tally.figures(amplification, answer.version, software)
+        tally.figures(row.amplification, answer.version, row.software)
 
     def flush() -> None:
         for writer in (csv_writer, json_writer, pcap):

@@ -29,6 +29,7 @@ import numpy as np
 
 from stunscan import codec
 from stunscan import protocol as proto
+from stunscan.scan import rows
 from stunscan.scan.answer import Answer
 from stunscan.scan.bpf import attach_filter
 from stunscan.scan.rxring import Frames, RxRing, slot_size
@@ -270,7 +271,8 @@ def judge_batch(
     stats: ReceiveStats,
 ) -> list[Answer]:
     """The first valid answers among a batch of frames, in capture order, every frame
-    counted once: what :func:`dissect` gives frame by frame, decided for the batch."""
+    counted once: what :func:`dissect` gives frame by frame, decided for the batch. The
+    answers the batch code judged get their report rows made here too (``rows.py``)."""
     decisions = triage.decide(buffer, frames.starts, frames.captured)
     verdict = decisions.verdict
     counts = np.bincount(verdict, minlength=ANSWER + 1).tolist()
@@ -285,6 +287,8 @@ def judge_batch(
     starts = frames.starts[picked].tolist()
     times = frames.times[picked].tolist()
     keyed = validator.keyed
+    made: list[Answer] = []
+    made_at: list[int] = []
     for index, start, when, kind, offset, size, version, sport, probed, probe in zip(
         picked.tolist(),
         starts,
@@ -308,9 +312,29 @@ def judge_batch(
             answer = validator.accept(
                 version, source, sport, probed, probe if keyed else None, payload, stats, when
             )
+            if answer is not None:
+                made.append(answer)
+                made_at.append(start + offset)
         if answer is not None:
             answers.append(answer)
+    if made:
+        for answer, row in zip(made, _rows(buffer, made, made_at, validator), strict=True):
+            answer.row = row
     return answers
+
+
+def _rows(
+    buffer: np.ndarray, answers: list[Answer], where: list[int], validator: Validator
+) -> list[rows.Row | None]:
+    return rows.make(
+        buffer,
+        np.array(where, dtype=np.int64),
+        [answer.payload for answer in answers],
+        [answer.source for answer in answers],
+        [answer.port for answer in answers],
+        [answer.time for answer in answers],
+        validator.request_size,
+    )
 
 
 class Sniffer:

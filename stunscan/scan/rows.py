@@ -1,0 +1,217 @@
+"""The report's CSV lines for a batch of answers at once, read from the receive ring.
+
+When every target answers, the sniffer writes a line per answer, and reading a row's four
+attributes from each message in Python (``csvrow.cells``, which ``Answer.cells`` uses one
+answer at a time) costs more than judging the frame. Here the attribute walk, the address
+values (un-XORed) and the header fields of a whole batch are numpy columns over the
+messages' bytes; what stays per answer is text: cached address and SOFTWARE text, hex of
+the transaction ID and one f-string.
+
+The rules are csvrow's (the first of each attribute counts; a value cut short by the
+message's end, or an address of the wrong length or family, counts as absent), and the
+line is ``record.csv_line``'s (SOFTWARE made safe and quoted by ``record.csv_field``;
+every other cell is digits, hex or an address). A message longer than WIDTH bytes or with
+more than MAX_ATTRIBUTES attributes before the end is left to the one-at-a-time path.
+``tests/test_scan_triage.py`` holds both paths to the same lines.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import socket
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from stunscan import protocol as proto
+from stunscan.codec import _ip_text
+from stunscan.record import _utc_text, csv_field
+
+WIDTH = 512
+"""Bytes of each message read here."""
+MAX_ATTRIBUTES = 24
+_WANTED = (
+    proto.MAPPED_ADDRESS,
+    proto.XOR_MAPPED_ADDRESS,
+    proto.XOR_MAPPED_ADDRESS_LEGACY,
+    proto.SOFTWARE,
+    proto.FINGERPRINT,
+)
+MAPPED, XOR, XOR_LEGACY, SOFTWARE, FINGERPRINT = range(len(_WANTED))
+_SLOT = np.full(65536, -1, np.int8)
+_SLOT[list(_WANTED)] = np.arange(len(_WANTED))
+_COOKIE = np.frombuffer(proto.MAGIC_COOKIE_BYTES, np.uint8)
+
+
+@dataclass(slots=True)
+class Row:
+    """What the sniffer's writers and tally take of an answer."""
+
+    line: str
+    """The CSV line, newline included."""
+    amplification: float
+    software: str
+
+
+def make(
+    buffer: np.ndarray,
+    starts: np.ndarray,
+    payloads: list[bytes],
+    sources: list[bytes],
+    ports: list[int],
+    times: list[float],
+    request_size: int,
+) -> list[Row | None]:
+    """The rows of the UDP payloads ``payloads``, which also lie at ``starts`` in
+    ``buffer``, from ``sources``:``ports`` at ``times``; None where the message is one for
+    the one-at-a-time path."""
+    count = len(starts)
+    rows: list[Row | None] = [None] * count
+    sizes = np.array([len(payload) for payload in payloads], dtype=np.int64)
+    fits = (sizes <= WIDTH) & (starts + WIDTH <= len(buffer))
+    picked = np.flatnonzero(fits)
+    if not picked.size:
+        return rows
+    data = sliding_window_view(buffer, WIDTH)[starts[picked]]
+    size = sizes[picked]
+    msg_type = _pair(data, 0)
+    length = _pair(data, 2)
+    end = np.minimum(20 + length, size)
+    classic = ~(data[:, 4:8] == _COOKIE).all(axis=1)
+    found, declared, walked = _walk(data, end)
+    # a value runs from its attribute's offset + 4 to its declared end, cut at the message's
+    value_size = np.minimum(declared, end[:, None] - found - 4)
+    whole = (found >= 0) & (value_size == declared)
+    mapped = _addresses(data, found[:, MAPPED], declared[:, MAPPED], whole[:, MAPPED], None)
+    key = data[:, 4:20]
+    xor = _addresses(data, found[:, XOR], declared[:, XOR], whole[:, XOR], key)
+    legacy = _addresses(
+        data, found[:, XOR_LEGACY], declared[:, XOR_LEGACY], whole[:, XOR_LEGACY], key
+    )
+    xor = [x or y or ",," for x, y in zip(xor, legacy, strict=True)]
+    mapped = [x or ",," for x in mapped]
+    software_at = np.where(whole[:, SOFTWARE], found[:, SOFTWARE] + 4, -1).tolist()
+    software_size = declared[:, SOFTWARE].tolist()
+    has_fingerprint = whole[:, FINGERPRINT] & (declared[:, FINGERPRINT] == 4)
+    fingerprint = _word(data, np.where(has_fingerprint, found[:, FINGERPRINT] + 4, 0)).tolist()
+    has_fingerprint_list = has_fingerprint.tolist()
+    ident_at = np.where(classic, 4, 8)
+    basis = request_size or len(proto.REFERENCE_PROBE)
+    for row, index, done, kind, total, declared_length, is_classic, at in zip(
+        range(picked.size),
+        picked.tolist(),
+        walked.tolist(),
+        msg_type.tolist(),
+        size.tolist(),
+        length.tolist(),
+        classic.tolist(),
+        ident_at.tolist(),
+        strict=True,
+    ):
+        if not done:
+            continue
+        payload = payloads[index]
+        software, field = "", ""
+        start = software_at[row]
+        if start >= 0:
+            software, field = _software(payload[start : start + software_size[row]])
+        source = sources[index]
+        ip = socket.inet_ntop(socket.AF_INET if len(source) == 4 else socket.AF_INET6, source)
+        amplification = total / basis
+        tid_text = payload[at:20].hex()
+        cookie_text = tid_text[:8] if is_classic else "2112a442"
+        print_fingerprint = f"0x{fingerprint[row]:08x}" if has_fingerprint_list[row] else ""
+        line = (
+            f"{_utc_text(math.floor(times[index]))},medium,{ip},udp,{ports[index]},,stun,,,,,,,,"
+            f"{tid_text},{cookie_text},{declared_length},{kind:04x},{mapped[row]},{xor[row]},"
+            f"{field},{print_fingerprint},{amplification:.2f},{total}\n"
+        )
+        rows[index] = Row(line, amplification, software)
+    return rows
+
+
+def _pair(data: np.ndarray, offset: int | np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """The big-endian 16-bit word at ``offset`` of each row (of ``rows``, if given)."""
+    picked = np.arange(len(data)) if rows is None else rows
+    return data[picked, offset].astype(np.int64) << 8 | data[picked, offset + 1]
+
+
+def _word(data: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    return _pair(data, offset) << 16 | _pair(data, offset + 2)
+
+
+def _walk(data: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each message: the offset of the first of each wanted attribute (-1: none), its
+    declared length, and whether the walk reached the message's end here."""
+    count = len(data)
+    found = np.full((count, len(_WANTED)), -1, np.int64)
+    declared = np.zeros((count, len(_WANTED)), np.int64)
+    offset = np.full(count, 20, np.int64)
+    active = np.flatnonzero(offset + 4 <= end)
+    for _ in range(MAX_ATTRIBUTES):
+        if not active.size:
+            break
+        at = offset[active]
+        code = _pair(data, at, active)
+        size = _pair(data, at + 2, active)
+        slot = _SLOT[code].astype(np.int64)
+        wanted = np.flatnonzero(slot >= 0)
+        rows, slots = active[wanted], slot[wanted]
+        first = found[rows, slots] < 0
+        found[rows[first], slots[first]] = at[wanted][first]
+        declared[rows[first], slots[first]] = size[wanted][first]
+        offset[active] = np.minimum(at + 4 + ((size + 3) & ~3), end[active])
+        active = active[offset[active] + 4 <= end[active]]
+    walked = np.ones(count, bool)
+    walked[active] = False
+    return found, declared, walked
+
+
+def _addresses(
+    data: np.ndarray,
+    found: np.ndarray,
+    declared: np.ndarray,
+    whole: np.ndarray,
+    key: np.ndarray | None,
+) -> list[str | None]:
+    """Each row's address attribute as its three cells ("01,192.0.2.1,3478"), or None if
+    absent or malformed; un-XORed with ``key`` (cookie and ID) if given."""
+    picked = np.arange(len(data))
+    at = np.where(whole, found, 0)
+    family = data[picked, at + 5].astype(np.int64)
+    ok = whole & (((declared == 8) & (family == 1)) | ((declared == 20) & (family == 2)))
+    port = _pair(data, at + 6)
+    columns = np.minimum(at[:, None] + 8 + np.arange(16), data.shape[1] - 1)  # (v4: 4 used)
+    value = data[picked[:, None], columns]
+    if key is not None:
+        port ^= key[:, 0].astype(np.int64) << 8 | key[:, 1]
+        value = value ^ key
+    cells: list[str | None] = [None] * len(data)
+    chosen = np.flatnonzero(ok)
+    v4 = family[chosen] == 1
+    number = value[chosen, :4].astype(np.int64) << np.array([24, 16, 8, 0])
+    for row, is_v4, address, port_number in zip(
+        chosen.tolist(), v4.tolist(), number.sum(axis=1).tolist(), port[chosen].tolist(),
+        strict=True,
+    ):  # fmt: skip
+        if is_v4:
+            cells[row] = f"01,{_ipv4_text(address)},{port_number}"
+        else:
+            cells[row] = f"02,{_ip_text(value[row].tobytes())},{port_number}"
+    return cells
+
+
+@functools.lru_cache(maxsize=4096)
+def _ipv4_text(number: int) -> str:
+    """codec's text of an IPv4 address, from its number (a scan's XOR-MAPPED is ours)."""
+    return _ip_text(number.to_bytes(4, "big"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _software(value: bytes) -> tuple[str, str]:
+    """A SOFTWARE value's text and its CSV cell (a scan sees few distinct ones; a hostile
+    server sending a new one each time only misses the cache)."""
+    text = value.decode("utf-8", "replace")
+    return text, csv_field(text)
