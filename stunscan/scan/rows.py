@@ -99,6 +99,7 @@ def make(
     has_fingerprint_list = has_fingerprint.tolist()
     ident_at = np.where(classic, 4, 8)
     basis = request_size or len(proto.REFERENCE_PROBE)
+    second, stamp = -1, ""
     for row, index, done, kind, total, declared_length, is_classic, at in zip(
         range(picked.size),
         picked.tolist(),
@@ -119,14 +120,17 @@ def make(
             software, field = _software(payload[start : start + software_size[row]])
         source = sources[index]
         ip = socket.inet_ntop(socket.AF_INET if len(source) == 4 else socket.AF_INET6, source)
-        amplification = total / basis
+        amplification, tail = _ratio(total, basis)
         tid_text = payload[at:20].hex()
         cookie_text = tid_text[:8] if is_classic else "2112a442"
         print_fingerprint = f"0x{fingerprint[row]:08x}" if has_fingerprint_list[row] else ""
+        if math.floor(times[index]) != second:  # answers come in runs within one second
+            second = math.floor(times[index])
+            stamp = _utc_text(second)
         line = (
-            f"{_utc_text(math.floor(times[index]))},medium,{ip},udp,{ports[index]},,stun,,,,,,,,"
-            f"{tid_text},{cookie_text},{declared_length},{kind:04x},{mapped[row]},{xor[row]},"
-            f"{field},{print_fingerprint},{amplification:.2f},{total}\n"
+            f"{stamp},medium,{ip},udp,{ports[index]},,stun,,,,,,,,{tid_text},{cookie_text},"
+            f"{declared_length},{_type_text(kind)},{mapped[row]},{xor[row]},{field},"
+            f"{print_fingerprint},{tail}"
         )
         rows[index] = Row(line, amplification, software)
     return rows
@@ -207,6 +211,19 @@ def _addresses(
 def _ipv4_text(number: int) -> str:
     """codec's text of an IPv4 address, from its number (a scan's XOR-MAPPED is ours)."""
     return _ip_text(number.to_bytes(4, "big"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _ratio(size: int, basis: int) -> tuple[float, str]:
+    """The amplification and the row's last two cells and newline ("2.60,52\\n"): a scan's
+    answers have few sizes."""
+    amplification = size / basis
+    return amplification, f"{amplification:.2f},{size}\n"
+
+
+@functools.lru_cache(maxsize=1024)
+def _type_text(msg_type: int) -> str:
+    return f"{msg_type:04x}"
 
 
 @functools.lru_cache(maxsize=1024)

@@ -25,7 +25,7 @@ import numpy as np
 from rich.console import Console
 from rich.live import Live
 
-from stunscan.pcap import ServerTally, server_key, summarize
+from stunscan.pcap import ServerTally, summarize
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
 from stunscan.scan import display
 from stunscan.scan.answer import Answer
@@ -179,6 +179,8 @@ class ScanResult:
 
     stats: ReceiveStats
     tally: ServerTally
+    """The report's figures; its set of servers stays empty: every answer the sniffer
+    writes is a server not seen before (``written`` counts them)."""
     shown: list[Record]
     written: int
 
@@ -203,20 +205,23 @@ def _sniff(
     shown: list[Record] = []
     written = 0
 
-    def emit(answer: Answer) -> None:
+    def emit(answers: list[Answer]) -> None:
+        """A batch's answers (each a server not seen before) to the writers and tally."""
         nonlocal written
-        written += 1
-        row = answer.line()
+        written += len(answers)
+        lines = []
+        for answer in answers:
+            row = answer.line()
+            lines.append(row.line)
+            tally.figures(row.amplification, answer.version, row.software)
+            if json_writer is not None or len(shown) < table_rows:
+                record = answer.record()
+                if json_writer is not None:
+                    json_writer.write(record)
+                if len(shown) < table_rows:
+                    shown.append(record)
         if csv_writer is not None:
-            csv_writer.write_line(row.line)
-        if json_writer is not None or len(shown) < table_rows:
-            record = answer.record()
-            if json_writer is not None:
-                json_writer.write(record)
-            if len(shown) < table_rows:
-                shown.append(record)
-        tally.servers.add(server_key("udp", answer.source, answer.port))
-        tally.figures(row.amplification, answer.version, row.software)
+            csv_writer.write_line("".join(lines))
 
     def flush() -> None:
         for writer in (csv_writer, json_writer, pcap):
@@ -316,7 +321,7 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
         stop.set()
         result: ScanResult = _collect(receiving, child, "sniffer")
     _report(result, sent, plan, options, console, errors)
-    return len(result.tally.servers)
+    return result.written
 
 
 def _share(total: int | None, count: int, slot: int) -> int | None:

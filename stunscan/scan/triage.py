@@ -64,6 +64,8 @@ class Decisions:
     sport: np.ndarray
     probed: np.ndarray
     probe: np.ndarray
+    server4: np.ndarray
+    """For IPv4 frames, ``sniffer.server_number`` of (source, probed port); 0 for IPv6."""
 
 
 class Triage:
@@ -137,7 +139,9 @@ class Triage:
         verdict[valid & ~stun] = NOT_STUN
         verdict[valid & stun & ~responds] = ECHOED
         verdict[valid & stun & responds] = ANSWER
-        return Decisions(verdict, version, payload, size, sport, probed, probe)
+        source4 = np.ascontiguousarray(rows[:, SOURCE4]).view(">u4").ravel().astype(np.int64)
+        server4 = np.where(v4, source4 << 16 | probed, 0)
+        return Decisions(verdict, version, payload, size, sport, probed, probe, server4)
 
     def _validate(
         self,
