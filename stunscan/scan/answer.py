@@ -19,6 +19,18 @@ from stunscan.record import Record, csv_line
 from stunscan.scan.rows import Row
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What every answer of one scan shares: what was asked, from where, how it is checked."""
+
+    request_size: int
+    clients: dict[int, str]
+    """Our own address:port per family, for the records' client field."""
+    keyed: bool
+    """Answers validated by their keyed transaction ID, or (the report's zero-ID probe) by
+    address only."""
+
+
 @dataclass(slots=True)
 class Answer:
     """Where a valid answer came from, which probe it answers, and its UDP payload."""
@@ -33,11 +45,8 @@ class Answer:
     """The port the answer came from; another than ``port`` for a server behind a NAT
     that changes ports (kept, flagged)."""
     payload: bytes
-    request_size: int
-    client: str
-    keyed: bool
-    """Validated by its keyed transaction ID, or (the report's zero-ID probe) by address."""
     probe: int | None
+    asked: Asked
     row: Row | None = field(default=None, compare=False)
     """Its CSV line and report figures, once made (a batch makes them at once: rows.py)."""
 
@@ -57,7 +66,7 @@ class Answer:
     def cells(self) -> tuple[list[str], float, str]:
         """(the report row's cells, amplification, SOFTWARE), straight from the bytes."""
         made = csvrow.cells(
-            self.payload, self.time, self.ip, self.port, "udp", self.request_size,
+            self.payload, self.time, self.ip, self.port, "udp", self.asked.request_size,
             len(self.payload),
         )  # fmt: skip
         assert made is not None  # only a STUN or classic message is a valid answer
@@ -68,7 +77,7 @@ class Answer:
         message = codec.decode(self.payload)
         assert message is not None and message.is_stun
         extra: dict[str, Any] = {
-            "validation": "transaction-id" if self.keyed else "address-only",
+            "validation": "transaction-id" if self.asked.keyed else "address-only",
         }
         if self.probe is not None:
             extra["probe"] = self.probe
@@ -81,7 +90,7 @@ class Answer:
             "udp",
             message,
             len(self.payload),
-            self.request_size,
-            self.client,
+            self.asked.request_size,
+            self.asked.clients.get(self.version, ""),
             extra,
         )

@@ -201,16 +201,17 @@ def _addresses(
         strict=True,
     ):  # fmt: skip
         if is_v4:
-            cells[row] = f"01,{_ipv4_text(address)},{port_number}"
+            cells[row] = _ipv4_cells(address, port_number)
         else:
             cells[row] = f"02,{_ip_text(value[row].tobytes())},{port_number}"
     return cells
 
 
 @functools.lru_cache(maxsize=4096)
-def _ipv4_text(number: int) -> str:
-    """codec's text of an IPv4 address, from its number (a scan's XOR-MAPPED is ours)."""
-    return _ip_text(number.to_bytes(4, "big"))
+def _ipv4_cells(number: int, port: int) -> str:
+    """An IPv4 address attribute's three cells, from its numbers, cached: every answer of a
+    scan carries the same XOR-MAPPED-ADDRESS, ours (codec's text of the address)."""
+    return f"01,{_ip_text(number.to_bytes(4, 'big'))},{port}"
 
 
 @functools.lru_cache(maxsize=4096)

@@ -30,7 +30,7 @@ import numpy as np
 from stunscan import codec
 from stunscan import protocol as proto
 from stunscan.scan import rows
-from stunscan.scan.answer import Answer
+from stunscan.scan.answer import Answer, Asked
 from stunscan.scan.bpf import attach_filter
 from stunscan.scan.rxring import Frames, RxRing, slot_size
 from stunscan.scan.targets import TargetSpace
@@ -126,6 +126,10 @@ class Validator:
     """Our own address:port per family, for the rows' client field."""
     seen: set[int] = field(default_factory=set)
     """The servers that answered, as :func:`server_number`."""
+    asked: Asked = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.asked = Asked(self.request_size, self.clients, self.keyed)
 
     def judge(
         self,
@@ -209,10 +213,8 @@ class Validator:
             probed,
             port,
             payload,
-            self.request_size,
-            self.clients.get(version, ""),
-            self.keyed,
             probe,
+            self.asked,
         )
 
     def triage(self) -> Triage:
