@@ -38,6 +38,7 @@ FRAME_ROOM = 80 + 14 + 4
 """What a slot needs besides the IP packet: tpacket2_hdr and sockaddr_ll aligned (the
 kernel puts the network header at 80), the Ethernet header, a VLAN tag."""
 MAX_BATCH = 8192
+FIRST_LOOK = 64
 
 HEADER = np.dtype(
     {
@@ -115,10 +116,17 @@ class RxRing:
         """The ready slots from the next one on (at most ``limit``), still owned by us
         until :meth:`release`: read what is needed of them first."""
         limit = min(limit, self.slots)
-        slots = (self.next + np.arange(limit)) % self.slots
-        ready = (self.status[slots] & TP_STATUS_USER).astype(bool)
-        count = limit if ready.all() else int(np.argmin(ready))
-        slots = slots[:count]
+        count, look = 0, FIRST_LOOK
+        while count < limit:  # statuses read in growing chunks: a small batch costs little
+            look = min(look, limit - count)
+            ready = self.status[(self.next + count + np.arange(look)) % self.slots] & TP_STATUS_USER
+            if ready.all():
+                count += look
+                look *= 4
+            else:
+                count += int(np.argmin(ready))
+                break
+        slots = (self.next + np.arange(count)) % self.slots
         headers = self.headers[slots]
         starts = slots.astype(np.int64) * self.slot + headers["mac"]
         times = headers["seconds"] + headers["nanoseconds"] * 1e-9
