@@ -5,9 +5,10 @@
 - ``forged``: answers every Binding on ADDRESS:3478 with a random transaction ID;
 - ``moved``: answers correctly, but from ADDRESS:3479 (a server behind a port-changing NAT);
 - ``spoof``: answers probes to ADDRESS correctly, but from OTHER:3478 (what a spoofer who
-  saw the probe could do; the keyed ID is bound to the address, so the scan rejects it);
-- ``reflect``: answers every probe to any address of the namespace's AnyIP route, from the
-  address it was sent to (IP_PKTINFO), for the receive benchmark.
+  saw the probe could do; the keyed ID is bound to the address, so the scan rejects it).
+
+(The receive benchmark's responder, answering for a whole range at some 200,000 answers a
+second, is benchmarks/lab_reflector.py.)
 
 Each answer is a real Binding success response (XOR-MAPPED-ADDRESS, SOFTWARE). Every mode is
 bounded: it answers at most ``--limit`` datagrams and exits after ``--lifetime`` seconds.
@@ -18,23 +19,27 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import struct
 import time
 
 from stunscan import protocol as proto
 
 SUCCESS = proto.message_type(0x001, proto.MessageClass.SUCCESS_RESPONSE)
 PORT = 3478
-IP_PKTINFO = 8
 
 
-def answer(request: bytes, client: tuple[str, int], transaction_id: bytes | None = None) -> bytes:
-    """A Binding success response to ``request`` as seen from ``client``."""
+def answer(
+    request: bytes,
+    client: tuple[str, int],
+    transaction_id: bytes | None = None,
+    software: bytes = b"lab responder",
+) -> bytes:
+    """A Binding success response to ``request`` as seen from ``client`` (SOFTWARE
+    ``software``: benchmarks/lab_reflector.py answers with the same bytes but its name)."""
     ident = request[8:20] if transaction_id is None else transaction_id
     key = proto.MAGIC_COOKIE_BYTES + ident
     attributes = [
         (proto.XOR_MAPPED_ADDRESS, proto.encode_xor_address(client[0], client[1], key)),
-        (proto.SOFTWARE, b"lab responder"),
+        (proto.SOFTWARE, software),
     ]
     return proto.encode_message(SUCCESS, ident, attributes)
 
@@ -69,43 +74,15 @@ def serve(mode: str, address: str, other: str | None, limit: int, lifetime: floa
         answered += 1
 
 
-def reflect(limit: int, lifetime: float) -> None:
-    """Answer for every local address (AnyIP), from the address each probe was sent to."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_IP, IP_PKTINFO, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 20)
-    sock.bind(("0.0.0.0", PORT))
-    sock.settimeout(0.2)
-    deadline = time.monotonic() + lifetime
-    answered = 0
-    while answered < limit and time.monotonic() < deadline:
-        try:
-            data, ancillary, _flags, client = sock.recvmsg(2048, 64)
-        except TimeoutError:
-            continue
-        for level, kind, value in ancillary:
-            if level == socket.SOL_IP and kind == IP_PKTINFO:
-                # struct in_pktinfo: ifindex, spec_dst, addr; answer from addr (the probe's dst)
-                _index, _spec, destination = struct.unpack("i4s4s", value[:12])
-                pktinfo = struct.pack("i4s4s", 0, destination, bytes(4))
-                sock.sendmsg(
-                    [answer(data, client)], [(socket.SOL_IP, IP_PKTINFO, pktinfo)], 0, client
-                )
-                answered += 1
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("forged", "moved", "spoof", "reflect"))
+    parser.add_argument("mode", choices=("forged", "moved", "spoof"))
     parser.add_argument("address", nargs="?", default="")
     parser.add_argument("other", nargs="?")
     parser.add_argument("--limit", type=int, default=10_000)
     parser.add_argument("--lifetime", type=float, default=120.0)
     args = parser.parse_args()
-    if args.mode == "reflect":
-        reflect(args.limit, args.lifetime)
-    else:
-        serve(args.mode, args.address, args.other, args.limit, args.lifetime)
+    serve(args.mode, args.address, args.other, args.limit, args.lifetime)
 
 
 if __name__ == "__main__":
