@@ -19,14 +19,15 @@ from stunscan import protocol as proto
 from stunscan.record import row_cells
 from stunscan.sighting import Sighting, ip_text
 
-_WANTED = (
+ROW_ATTRIBUTES = (
     proto.MAPPED_ADDRESS,
     proto.XOR_MAPPED_ADDRESS,
     proto.XOR_MAPPED_ADDRESS_LEGACY,
     proto.SOFTWARE,
     proto.FINGERPRINT,
 )
-_KINDS = {code: proto.ATTRIBUTES[code].kind for code in _WANTED}
+"""The attributes a report row reads (the scan's batch rows take them in this order)."""
+_KINDS = {code: proto.ATTRIBUTES[code].kind for code in ROW_ATTRIBUTES}
 ENABLED = _KINDS == {
     proto.MAPPED_ADDRESS: "address",
     proto.XOR_MAPPED_ADDRESS: "xor-address",

@@ -27,18 +27,13 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from stunscan import protocol as proto
 from stunscan.codec import _ip_text
+from stunscan.csvrow import ROW_ATTRIBUTES
 from stunscan.record import _utc_text, csv_field
 
 WIDTH = 512
 """Bytes of each message read here."""
 MAX_ATTRIBUTES = 24
-_WANTED = (
-    proto.MAPPED_ADDRESS,
-    proto.XOR_MAPPED_ADDRESS,
-    proto.XOR_MAPPED_ADDRESS_LEGACY,
-    proto.SOFTWARE,
-    proto.FINGERPRINT,
-)
+_WANTED = ROW_ATTRIBUTES
 MAPPED, XOR, XOR_LEGACY, SOFTWARE, FINGERPRINT = range(len(_WANTED))
 _SLOT = np.full(65536, -1, np.int8)
 _SLOT[list(_WANTED)] = np.arange(len(_WANTED))
