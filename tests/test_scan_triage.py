@@ -133,6 +133,7 @@ def mixed_frames(scan: Scan) -> list[bytes]:
         frames.append(udp_frame(address, scan.answer(address, 3479), sport=3479))
         frames.append(udp_frame(address, scan.answer(address, 3479), sport=5000))  # moved
         frames.append(udp_frame(address, scan.answer(address, 3478), sport=3479))  # moved
+        frames.append(udp_frame(address, scan.answer(address, 3479), sport=3478))  # moved
         frames.append(udp_frame(address, scan.answer(address, msg_type=ERROR), sport=3478))
         frames.append(udp_frame(address, scan.answer(address, msg_type=REQUEST)))  # echoed
         frames.append(udp_frame(address, scan.answer(address, msg_type=INDICATION)))

@@ -166,9 +166,11 @@ class Triage:
             matched = self._matches(family, high, low, ports, probe[chosen], ident[chosen])
             if self.other_ports:
                 for other in self.ports:
-                    left = np.flatnonzero(~matched & (ports != other))
-                    if not left.size:
+                    if matched.all():
                         break
+                    left = np.flatnonzero(~matched & (ports != other))
+                    if not left.size:  # the rest came from this very port: try the next
+                        continue
                     again = self._matches(
                         family, high[left], low[left], np.full(left.size, other),
                         probe[chosen[left]], ident[chosen[left]],
