@@ -13,6 +13,7 @@ path must write what ``csv.writer`` writes.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import ipaddress
 import os
@@ -25,9 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stunscan import protocol as proto
-from stunscan.record import COLUMNS, CSVWriter, csv_line, safe_cell
-from stunscan.scan.answer import Answer
-from stunscan.scan.rows import Row
+from stunscan.record import COLUMNS, CSVWriter, safe_cell
+from stunscan.scan.answer import Answer, Row
 from stunscan.scan.rxring import Frames
 from stunscan.scan.sniffer import COUNTERS, ReceiveStats, Validator, dissect, judge_batch
 from stunscan.scan.targets import TargetSpace, parse_target
@@ -271,8 +271,8 @@ def test_an_answers_row_from_its_bytes_is_its_records_row(mode: str) -> None:
 
 
 def _one_at_a_time(answer: Answer) -> Row:
-    cells, amplification, software = answer.cells()
-    return Row(csv_line(cells), amplification, software)
+    """The row Answer.line makes when no batch made one."""
+    return dataclasses.replace(answer, row=None).line()
 
 
 @pytest.mark.parametrize("mode", ["binding", "classic", "shadowserver"])

@@ -16,7 +16,16 @@ from typing import Any
 
 from stunscan import codec, csvrow
 from stunscan.record import Record, csv_line
-from stunscan.scan.rows import Row
+
+
+@dataclass(slots=True)
+class Row:
+    """What the sniffer's writers and tally take of an answer."""
+
+    line: str
+    """The CSV line, newline included."""
+    amplification: float
+    software: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-import socket
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -29,52 +27,36 @@ from stunscan import protocol as proto
 from stunscan.codec import _ip_text
 from stunscan.csvrow import ROW_ATTRIBUTES
 from stunscan.record import _utc_text, csv_field
+from stunscan.scan.answer import Answer, Row
+from stunscan.scan.triage import COOKIE, word16
 
 WIDTH = 512
 """Bytes of each message read here."""
 MAX_ATTRIBUTES = 24
-_WANTED = ROW_ATTRIBUTES
-MAPPED, XOR, XOR_LEGACY, SOFTWARE, FINGERPRINT = range(len(_WANTED))
+MAPPED, XOR, XOR_LEGACY, SOFTWARE, FINGERPRINT = range(len(ROW_ATTRIBUTES))
 _SLOT = np.full(65536, -1, np.int8)
-_SLOT[list(_WANTED)] = np.arange(len(_WANTED))
-_COOKIE = np.frombuffer(proto.MAGIC_COOKIE_BYTES, np.uint8)
+_SLOT[list(ROW_ATTRIBUTES)] = np.arange(len(ROW_ATTRIBUTES))
 
 
-@dataclass(slots=True)
-class Row:
-    """What the sniffer's writers and tally take of an answer."""
-
-    line: str
-    """The CSV line, newline included."""
-    amplification: float
-    software: str
-
-
-def make(
-    buffer: np.ndarray,
-    starts: np.ndarray,
-    payloads: list[bytes],
-    sources: list[bytes],
-    ports: list[int],
-    times: list[float],
-    request_size: int,
-) -> list[Row | None]:
-    """The rows of the UDP payloads ``payloads``, which also lie at ``starts`` in
-    ``buffer``, from ``sources``:``ports`` at ``times``; None where the message is one for
-    the one-at-a-time path."""
-    count = len(starts)
-    rows: list[Row | None] = [None] * count
-    sizes = np.array([len(payload) for payload in payloads], dtype=np.int64)
-    fits = (sizes <= WIDTH) & (starts + WIDTH <= len(buffer))
+def fill(buffer: np.ndarray, answers: list[Answer], starts: list[int]) -> None:
+    """Set the row of each answer whose message (its UDP payload, which also lies at
+    ``starts`` in ``buffer``) the batch code can read; the others keep none, for the
+    one-at-a-time path."""
+    if not answers:
+        return
+    basis = answers[0].asked.request_size or len(proto.REFERENCE_PROBE)
+    sizes = np.array([len(answer.payload) for answer in answers], dtype=np.int64)
+    at_start = np.array(starts, dtype=np.int64)
+    fits = (sizes <= WIDTH) & (at_start + WIDTH <= len(buffer))
     picked = np.flatnonzero(fits)
     if not picked.size:
-        return rows
-    data = sliding_window_view(buffer, WIDTH)[starts[picked]]
+        return
+    data = sliding_window_view(buffer, WIDTH)[at_start[picked]]
     size = sizes[picked]
-    msg_type = _pair(data, 0)
-    length = _pair(data, 2)
+    msg_type = word16(data, 0)
+    length = word16(data, 2)
     end = np.minimum(20 + length, size)
-    classic = ~(data[:, 4:8] == _COOKIE).all(axis=1)
+    classic = ~(data[:, 4:8] == COOKIE).all(axis=1)
     found, declared, walked = _walk(data, end)
     # a value runs from its attribute's offset + 4 to its declared end, cut at the message's
     value_size = np.minimum(declared, end[:, None] - found - 4)
@@ -93,7 +75,6 @@ def make(
     fingerprint = _word(data, np.where(has_fingerprint, found[:, FINGERPRINT] + 4, 0)).tolist()
     has_fingerprint_list = has_fingerprint.tolist()
     ident_at = np.where(classic, 4, 8)
-    basis = request_size or len(proto.REFERENCE_PROBE)
     second, stamp = -1, ""
     for row, index, done, kind, total, declared_length, is_classic, at in zip(
         range(picked.size),
@@ -108,53 +89,45 @@ def make(
     ):
         if not done:
             continue
-        payload = payloads[index]
+        answer = answers[index]
+        payload = answer.payload
         software, field = "", ""
         start = software_at[row]
         if start >= 0:
             software, field = _software(payload[start : start + software_size[row]])
-        source = sources[index]
-        ip = socket.inet_ntop(socket.AF_INET if len(source) == 4 else socket.AF_INET6, source)
         amplification, tail = _ratio(total, basis)
         tid_text = payload[at:20].hex()
         cookie_text = tid_text[:8] if is_classic else "2112a442"
         print_fingerprint = f"0x{fingerprint[row]:08x}" if has_fingerprint_list[row] else ""
-        if math.floor(times[index]) != second:  # answers come in runs within one second
-            second = math.floor(times[index])
+        if math.floor(answer.time) != second:  # answers come in runs within one second
+            second = math.floor(answer.time)
             stamp = _utc_text(second)
         line = (
-            f"{stamp},medium,{ip},udp,{ports[index]},,stun,,,,,,,,{tid_text},{cookie_text},"
+            f"{stamp},medium,{answer.ip},udp,{answer.port},,stun,,,,,,,,{tid_text},{cookie_text},"
             f"{declared_length},{_type_text(kind)},{mapped[row]},{xor[row]},{field},"
             f"{print_fingerprint},{tail}"
         )
-        rows[index] = Row(line, amplification, software)
-    return rows
-
-
-def _pair(data: np.ndarray, offset: int | np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """The big-endian 16-bit word at ``offset`` of each row (of ``rows``, if given)."""
-    picked = np.arange(len(data)) if rows is None else rows
-    return data[picked, offset].astype(np.int64) << 8 | data[picked, offset + 1]
+        answer.row = Row(line, amplification, software)
 
 
 def _word(data: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    return _pair(data, offset) << 16 | _pair(data, offset + 2)
+    return word16(data, offset) << 16 | word16(data, offset + 2)
 
 
 def _walk(data: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each message: the offset of the first of each wanted attribute (-1: none), its
     declared length, and whether the walk reached the message's end here."""
     count = len(data)
-    found = np.full((count, len(_WANTED)), -1, np.int64)
-    declared = np.zeros((count, len(_WANTED)), np.int64)
+    found = np.full((count, len(ROW_ATTRIBUTES)), -1, np.int64)
+    declared = np.zeros((count, len(ROW_ATTRIBUTES)), np.int64)
     offset = np.full(count, 20, np.int64)
     active = np.flatnonzero(offset + 4 <= end)
     for _ in range(MAX_ATTRIBUTES):
         if not active.size:
             break
         at = offset[active]
-        code = _pair(data, at, active)
-        size = _pair(data, at + 2, active)
+        code = word16(data, at, active)
+        size = word16(data, at + 2, active)
         slot = _SLOT[code].astype(np.int64)
         wanted = np.flatnonzero(slot >= 0)
         rows, slots = active[wanted], slot[wanted]
@@ -181,7 +154,7 @@ def _addresses(
     at = np.where(whole, found, 0)
     family = data[picked, at + 5].astype(np.int64)
     ok = whole & (((declared == 8) & (family == 1)) | ((declared == 20) & (family == 2)))
-    port = _pair(data, at + 6)
+    port = word16(data, at + 6)
     columns = np.minimum(at[:, None] + 8 + np.arange(16), data.shape[1] - 1)  # (v4: 4 used)
     value = data[picked[:, None], columns]
     if key is not None:

@@ -338,24 +338,8 @@ def judge_batch(
                 made_at.append(start + offset)
         if answer is not None:
             answers.append(answer)
-    if made:
-        for answer, row in zip(made, _rows(buffer, made, made_at, validator), strict=True):
-            answer.row = row
+    rows.fill(buffer, made, made_at)
     return answers
-
-
-def _rows(
-    buffer: np.ndarray, answers: list[Answer], where: list[int], validator: Validator
-) -> list[rows.Row | None]:
-    return rows.make(
-        buffer,
-        np.array(where, dtype=np.int64),
-        [answer.payload for answer in answers],
-        [answer.source for answer in answers],
-        [answer.port for answer in answers],
-        [answer.time for answer in answers],
-        validator.request_size,
-    )
 
 
 class Sniffer:

@@ -48,7 +48,7 @@ _FRAME = np.dtype(
 )
 _CLASSIC_TYPES = np.zeros(65536, bool)
 _CLASSIC_TYPES[list(proto.CLASSIC_MESSAGE_TYPES)] = True
-_COOKIE = np.frombuffer(proto.MAGIC_COOKIE_BYTES, np.uint8)
+COOKIE = np.frombuffer(proto.MAGIC_COOKIE_BYTES, np.uint8)
 
 
 @dataclass(slots=True)
@@ -101,7 +101,7 @@ class Triage:
         udp = np.where(v4, _V4_UDP, _V6_UDP)
         here = (v4 | v6) & (captured >= udp + 8)
         version = np.where(v4, 4, 6).astype(np.uint8)
-        sport = _column(rows, udp, 2).astype(np.int64)
+        sport = word16(rows, udp)
         length = np.where(v4, head["length4"], head["length6"]).astype(np.int64)
         # payload = frame[udp + 8 : udp + max(length, 8)], as the slice clips it
         payload = udp + 8
@@ -132,8 +132,8 @@ class Triage:
                 probed[~scanned] = self.ports[0]
         verdict[live & ~valid] = BAD_ID
         # codec.decode(...).is_stun, then the class: a response, or our request echoed
-        first = _column(rows, payload, 1)
-        msg_type = _column(rows, payload, 2)
+        first = rows[np.arange(len(rows)), payload]
+        msg_type = word16(rows, payload)
         stun = (first & 0xC0 == 0) & (cookie | _CLASSIC_TYPES[msg_type])
         responds = (((msg_type >> 7) & 2) | ((msg_type >> 4) & 1)) >= 2  # success or error
         verdict[valid & ~stun] = NOT_STUN
@@ -194,13 +194,13 @@ class Triage:
         return (expected == ident).all(axis=1)
 
 
-def _column(rows: np.ndarray, offset: np.ndarray, width: int) -> np.ndarray:
-    """A big-endian field of 1 or 2 bytes at a per-row offset."""
-    picked = np.arange(len(rows))
-    value = rows[picked, offset].astype(np.int64)
-    if width == 2:
-        value = value << 8 | rows[picked, offset + 1]
-    return value
+def word16(
+    data: np.ndarray, offset: int | np.ndarray, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """The big-endian 16-bit word at ``offset`` (one, or one per row) of each row of
+    ``data`` (of ``rows`` only, if given)."""
+    picked = np.arange(len(data)) if rows is None else rows
+    return data[picked, offset].astype(np.int64) << 8 | data[picked, offset + 1]
 
 
 def _window(rows: np.ndarray, offset: np.ndarray, width: int) -> np.ndarray:
@@ -209,7 +209,7 @@ def _window(rows: np.ndarray, offset: np.ndarray, width: int) -> np.ndarray:
 
 
 def _cookie(rows: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    return (_window(rows, offset, 4) == _COOKIE).all(axis=1)
+    return (_window(rows, offset, 4) == COOKIE).all(axis=1)
 
 
 def _source(row: np.ndarray, version: int) -> bytes:
