@@ -56,6 +56,7 @@ import numpy as np
 
 from stunscan import protocol as proto
 from stunscan.scan.bpf import attach_filter
+from stunscan.scan.frames import ipv4_header_checksums, udp_checksums
 from stunscan.scan.ring import TxRing
 from stunscan.scan.rxring import MAX_BATCH, Frames, RxRing, slot_size
 
@@ -176,17 +177,11 @@ class Family:
 
 
 def _checksums(out: np.ndarray, family: Family) -> None:
-    """UDP (and IPv4 header) checksums along the rows, as stunscan.scan.frames computes
-    them: sums of 16-bit big-endian words (RFC 1071), folded by taking them mod 0xFFFF."""
+    """UDP (and IPv4 header) checksums along the rows, as the scanner's frames get them."""
     words = out.view(">u2")
-    udp_length = len(family.template) - family.udp
-    # the pseudo-header's addresses lie just before the UDP header: one sum covers both
-    covered = words[:, family.source // 2 :].sum(axis=1, dtype=np.uint64)
-    words[:, family.udp // 2 + 3] = 0xFFFF - (covered + 17 + udp_length) % 0xFFFF
+    udp_checksums(words, family.source, family.udp, len(family.template) - family.udp)
     if family.version == 4:
-        header = words[:, ETHER // 2 : family.udp // 2].sum(axis=1, dtype=np.uint64)
-        folded = header % 0xFFFF
-        words[:, ETHER // 2 + 5] = np.where(folded == 0, 0, 0xFFFF - folded)
+        ipv4_header_checksums(words, family.udp)
 
 
 class Reflector:

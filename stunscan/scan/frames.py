@@ -73,6 +73,24 @@ def build_template(name: str) -> ProbeTemplate:
     return ProbeTemplate(name, message, 8, keyed, fingerprint=name == "fingerprint")
 
 
+def udp_checksums(words: np.ndarray, addresses: int, udp: int, udp_length: int) -> None:
+    """Fill the UDP checksum of frames given as rows of big-endian 16-bit ``words``: the IP
+    source and destination start at byte ``addresses``, right before the UDP header at byte
+    ``udp``, and the segment runs to the row's end (RFC 768's pseudo-header is those
+    addresses, protocol 17 and the length)."""
+    covered = words[:, addresses // 2 :].sum(axis=1, dtype=np.uint64)
+    # the one's complement sum is the total mod 0xFFFF; a computed 0 goes out as 0xFFFF
+    words[:, udp // 2 + 3] = 0xFFFF - (covered + 17 + udp_length) % 0xFFFF
+
+
+def ipv4_header_checksums(words: np.ndarray, udp: int) -> None:
+    """Fill the IPv4 header checksum of such frames, the header running from the end of
+    the Ethernet header to byte ``udp``."""
+    header = words[:, ETHER_HEADER // 2 : udp // 2].sum(axis=1, dtype=np.uint64)
+    folded = header % 0xFFFF
+    words[:, ETHER_HEADER // 2 + 5] = np.where(folded == 0, 0, 0xFFFF - folded)
+
+
 class FrameBuilder:
     """Ethernet + IPv4/IPv6 + UDP + STUN frames for one route and probe.
 
@@ -103,7 +121,6 @@ class FrameBuilder:
         self.template_frame = np.frombuffer(ether + ip + udp + message, dtype=np.uint8)
         self.pseudo_from = self.destination - len(source)
         """The UDP checksum covers the addresses (contiguous before UDP), then the segment."""
-        self.pseudo_rest = 17 + self.udp_length
         self.id_at = self.udp + UDP_HEADER + template.id_offset
         if template.fingerprint:
             self._crc_tables(message[:-8], template.id_offset, template.id_size)
@@ -147,15 +164,11 @@ class FrameBuilder:
             looked_up = self.crc_tables[np.arange(size), ids]
             crc = np.bitwise_xor.reduce(looked_up, axis=1) ^ (self.crc_zero ^ proto.FINGERPRINT_XOR)
             out[:, -4:] = crc.astype(">u4").reshape(count, 1).view(np.uint8)
-        covered = words[:, self.pseudo_from // 2 :].sum(axis=1, dtype=np.uint64)
-        # the one's complement sum is the total mod 0xFFFF; a computed 0 goes out as 0xFFFF
-        words[:, udp + 3] = 0xFFFF - (covered + self.pseudo_rest) % 0xFFFF
+        udp_checksums(words, self.pseudo_from, self.udp, self.udp_length)
         if not self.v6:
             if size:  # the IP ID: the transaction ID's last two bytes
                 words[:, ETHER_HEADER // 2 + 2] = words[:, (self.id_at + size) // 2 - 1]
-            header = words[:, ETHER_HEADER // 2 : self.udp // 2].sum(axis=1, dtype=np.uint64)
-            folded = header % 0xFFFF
-            words[:, ETHER_HEADER // 2 + 5] = np.where(folded == 0, 0, 0xFFFF - folded)
+            ipv4_header_checksums(words, self.udp)
         return out
 
     def frame(self, destination: int, port: int, source_port: int, transaction_id: bytes) -> bytes:
