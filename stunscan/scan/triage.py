@@ -127,9 +127,8 @@ class Triage:
                 family = int(version[index])
                 source = _source(rows[index], family)
                 valid[index] = self.contains(family, int.from_bytes(source, "big"))
-            scanned = np.isin(sport, self.ports)
-            if len(self.ports) == 1:
-                probed[~scanned] = self.ports[0]
+            if len(self.ports) == 1:  # an answer from elsewhere is for the one port probed
+                probed[sport != self.ports[0]] = self.ports[0]
         verdict[live & ~valid] = BAD_ID
         # codec.decode(...).is_stun, then the class: a response, or our request echoed
         first = rows[np.arange(len(rows)), payload]
