@@ -21,8 +21,8 @@ from pathlib import Path
 from scapy.utils import rdpcap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from stunscan.capture.sources import messages_in
 from stunscan.layers import STUN, STUNClassic
-from stunscan.sources import messages_in
 
 from corpus import CORPUS
 

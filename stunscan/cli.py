@@ -72,8 +72,8 @@ def decode(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False,
 ) -> None:
     """Dissect STUN messages with the Scapy layer and show every attribute decoded."""
-    from stunscan.display import message_panel
-    from stunscan.sources import SourceError, read_sources
+    from stunscan.capture.sources import SourceError, read_sources
+    from stunscan.render.messages import message_panel
 
     count = 0
     try:
@@ -125,9 +125,9 @@ def explain(
     ] = "shadowserver",
 ) -> None:
     """Show how a STUN message is built, byte by byte (for teaching)."""
-    from stunscan.display import explain_table
+    from stunscan.capture.sources import SourceError, read_sources
     from stunscan.layers import STUN, make_attribute
-    from stunscan.sources import SourceError, read_sources
+    from stunscan.render.messages import explain_table
 
     if message is None:
         if probe == "shadowserver":
@@ -178,8 +178,8 @@ def pcap(
 ) -> None:
     """Analyse captures offline: find every STUN message, pair requests with responses,
     compute amplification, write the Shadowserver report. Scapy is not used."""
-    from stunscan.analysis import run_capture_analysis
-    from stunscan.parallel import worker_count
+    from stunscan.pcap.parallel import worker_count
+    from stunscan.pcap.run import run_capture_analysis
 
     try:
         run_capture_analysis(

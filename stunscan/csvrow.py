@@ -17,7 +17,6 @@ import functools
 from stunscan import codec
 from stunscan import protocol as proto
 from stunscan.record import row_cells
-from stunscan.sighting import Sighting, ip_text
 
 ROW_ATTRIBUTES = (
     proto.MAPPED_ADDRESS,
@@ -36,17 +35,6 @@ ENABLED = _KINDS == {
     proto.FINGERPRINT: "crc32",
 }
 """The rules below are those of these kinds; a registry that says otherwise turns this off."""
-
-
-def row(sighting: Sighting) -> tuple[list[str], float, int, str] | None:
-    """(cells, amplification, family, SOFTWARE) of the record the sighting makes; None for
-    what is not a STUN or classic message (the caller decodes those in full)."""
-    ip = ip_text(sighting.src)
-    made = cells(sighting.data, sighting.time, ip, sighting.sport, sighting.transport,
-                 sighting.request_size)  # fmt: skip
-    if made is None:
-        return None
-    return made[0], made[1], 6 if ":" in ip else 4, made[2]
 
 
 def cells(

@@ -20,12 +20,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stunscan import csvrow, fastpcap, recordwalk
-from stunscan.fastpcap import PcapFeed, fast_enabled
-from stunscan.parallel import analyse_in_parallel
-from stunscan.pcap import Analyzer, ServerTally
+from stunscan.capture import recordwalk
+from stunscan.pcap import feed as fastpcap
+from stunscan.pcap.analyzer import Analyzer
+from stunscan.pcap.feed import PcapFeed, fast_enabled
+from stunscan.pcap.parallel import analyse_in_parallel
+from stunscan.pcap.sighting import Sighting, row_fields
 from stunscan.record import Record, safe_cell
-from stunscan.sighting import Sighting
+from stunscan.tally import ServerTally
 
 from corpus import PROJECT, corpus_pcaps, fuzz_seeds
 from strategies import messages
@@ -225,7 +227,7 @@ def test_parallel_runs_with_rows_from_bytes_match_one_reader(mixed: Path) -> Non
     rows: list[list[str]] = []
 
     def emit_sighting(sighting: Sighting) -> None:
-        fields = csvrow.row(sighting)
+        fields = row_fields(sighting)
         assert fields is not None
         rows.append(fields[0])
         tally.figures(*fields[1:])
@@ -327,7 +329,7 @@ def assert_row_agrees(data: bytes, request_size: int | None = None, transport: s
         40000,
         request_size,
     )
-    fields = csvrow.row(sighting)
+    fields = row_fields(sighting)
     message_record = None
     try:
         message_record = sighting.record()

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from stunscan.capture import CaptureReader, pcap_boundaries
-from stunscan.parallel import analyse_in_parallel, plan
-from stunscan.pcap import Analyzer, ServerTally
+from stunscan.capture.files import CaptureReader, pcap_boundaries
+from stunscan.pcap.analyzer import Analyzer
+from stunscan.pcap.parallel import analyse_in_parallel, plan
 from stunscan.record import Record
+from stunscan.tally import ServerTally
 
 from corpus import PROJECT
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from stunscan import protocol as proto
-from stunscan.capture import CaptureReader
-from stunscan.pcap import Analyzer
+from stunscan.capture.files import CaptureReader
+from stunscan.pcap.analyzer import Analyzer
 from stunscan.record import Record
 
 from corpus import CORPUS, needs_corpus

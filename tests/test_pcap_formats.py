@@ -14,9 +14,9 @@ from scapy.packet import Packet, Raw
 from scapy.utils import PcapWriter, wrpcap
 
 from stunscan import protocol as proto
-from stunscan.capture import CaptureError, CaptureReader, Frame
+from stunscan.capture.files import CaptureError, CaptureReader, Frame
 from stunscan.layers import STUN, make_attribute
-from stunscan.pcap import Analyzer
+from stunscan.pcap.analyzer import Analyzer
 from stunscan.record import Record
 
 SERVER, CLIENT = "203.0.113.10", "198.51.100.20"

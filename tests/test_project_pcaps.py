@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import io
 
-from stunscan.capture import CaptureReader
-from stunscan.pcap import Analyzer
+from stunscan.capture.files import CaptureReader
+from stunscan.pcap.analyzer import Analyzer
 from stunscan.record import CSVWriter, Record
 
 from corpus import PROJECT
@@ -91,7 +91,7 @@ def test_stund_software_nul_is_escaped_in_the_csv() -> None:
 def test_the_servers_table_names_the_error_code() -> None:
     from rich.console import Console
 
-    from stunscan.display import records_table
+    from stunscan.render.records import records_table
 
     records = records_of("turn-allocate-401.pcap")
     console = Console(width=200, record=True, file=io.StringIO())

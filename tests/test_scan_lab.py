@@ -38,7 +38,7 @@ from scan_lab import (
     scan_lab,
 )
 
-from stunscan.capture import CaptureReader
+from stunscan.capture.files import CaptureReader
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs root, iproute2, coturn, stund")
 

@@ -371,9 +371,9 @@ def test_the_summary_says_what_the_kernel_dropped(dropped: int) -> None:
 
     from rich.console import Console
 
-    from stunscan.pcap import ServerTally, summarize
     from stunscan.scan.display import scan_summary
     from stunscan.scan.sender import SendStats
+    from stunscan.tally import ServerTally, summarize
 
     options = SimpleNamespace(probe="binding", shard=0, shards=1)
     panel = scan_summary(

@@ -15,9 +15,9 @@ from typing import IO, Any
 
 from rich.console import Console
 
-from stunscan.display import probe_panel
 from stunscan.probe import HostReport, Probe, Unresolved, probe_target, resolve
 from stunscan.probe.output import host_json, report_row
+from stunscan.probe.panel import probe_panel
 from stunscan.probe.targets import split_host_port
 from stunscan.record import CSVWriter, open_output
 

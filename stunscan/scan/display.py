@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from stunscan.display import report_rows
+from stunscan.render.records import report_rows
 from stunscan.scan.sender import SendStats
 from stunscan.scan.sniffer import COUNTERS, ReceiveStats
 

@@ -25,7 +25,6 @@ import numpy as np
 from rich.console import Console
 from rich.live import Live
 
-from stunscan.pcap import ServerTally, summarize
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
 from stunscan.scan import display
 from stunscan.scan.answer import Answer
@@ -51,6 +50,7 @@ from stunscan.scan.targets import (
     read_exclusions,
 )
 from stunscan.scan.txid import TransactionKey
+from stunscan.tally import ServerTally, summarize
 from stunscan.text import endpoint_text
 
 NEEDS_PRIVILEGE = (
@@ -439,7 +439,7 @@ def _report(
     console: Console,
     errors: Console,
 ) -> None:
-    from stunscan.display import records_table
+    from stunscan.render.records import records_table
 
     to_stdout = "-" in (options.csv_out, options.json_out)
     out = errors if to_stdout else console

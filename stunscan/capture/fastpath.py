@@ -1,7 +1,7 @@
 """What each packet of a batch is, decided for the whole batch at once with numpy.
 
 For Ethernet frames carrying IPv4 (no options) or IPv6 (no extension headers) and UDP or
-TCP, this repeats the decisions of :class:`stunscan.pcap.Analyzer` on arrays: the STUN
+TCP, this repeats the decisions of :class:`stunscan.pcap.analyzer.Analyzer` on arrays: the STUN
 heuristic, ``codec.classify``, ``codec.peek`` (``codec.well_formed`` included), the message
 class. Packets whose handling is stateless (not STUN, ChannelData on 3478, a truncated
 header) are only counted. Requests and responses become events, with their pairing keys
@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from stunscan import protocol as proto
-from stunscan.pcap import STUN_PORT
+from stunscan.capture.stream import STUN_PORT
 
 NONE, GENERIC, REQUEST, RESPONSE, TCP_REQUEST, TCP_RESPONSE, TCP_INDICATION, TCP_EMPTY = range(8)
 PAIR = 8
@@ -153,9 +153,9 @@ _KEY = _words(
         "server_tail",
     ]
 )
-"""``stunscan.pcap.pair_key`` as words."""
+"""``stunscan.pcap.analyzer.pair_key`` as words."""
 _SERVER = _words(["high", "low", "tail"])
-"""``stunscan.pcap.server_key`` as words."""
+"""``stunscan.pcap.analyzer.server_key`` as words."""
 _IDENT = np.dtype(
     {
         "names": ["classic_high", "classic_low", "stun_high", "stun_low"],
@@ -172,7 +172,7 @@ class Batch:
     """A batch decided: counts for the stats, then the events in packet order.
 
     Per event: its type, packet index, capture time, pairing key and server key (see
-    ``stunscan.pcap.pair_key``; meaningless for GENERIC), message size, malformed flag (for
+    ``stunscan.pcap.analyzer.pair_key``; meaningless for GENERIC), message size, malformed flag (for
     a PAIR: the request's time, key and size, the response's packet and server).
 
     Per packet: ``times_of_packets``, ``offsets`` (the records'), ``payload`` and ``length``

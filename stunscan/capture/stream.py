@@ -1,38 +1,33 @@
-"""Offline analysis: frames -> IP -> UDP/TCP -> STUN messages -> paired records.
+"""The capture pipeline's packet walk: frames -> link -> IP -> UDP/TCP/ICMP -> messages.
 
-No Scapy on this path: the link layers (Ethernet with 802.1Q/QinQ, Linux cooked SLL and
-SLL2, raw IPv4/IPv6, BSD loopback), IPv4 (options; fragments counted and skipped) and IPv6
-(extension headers) are parsed here with slices, and messages are decoded with the fast
-codec. STUN is found on port 3478 and, elsewhere, by the heuristic; ChannelData only on
-3478 or inside a flow already seen carrying TURN. Over TCP, messages are cut out of a
-bounded per-flow buffer, so one split across segments is still found.
+Every command that reads captures finds its messages here, so ``stunscan pcap``, ``decode``
+and ``explain`` see the same ones. No Scapy on this path: the link layers (Ethernet with
+802.1Q/QinQ, Linux cooked SLL and SLL2, raw IPv4/IPv6, BSD loopback), IPv4 (options;
+fragments counted and skipped) and IPv6 (extension headers) are parsed with slices, and
+messages are recognised with the fast codec's ``peek``. STUN is found on port 3478 and,
+elsewhere, by the heuristic; ChannelData only on 3478 or inside a flow already seen
+carrying a ChannelBind. Over TCP, messages are cut out of a bounded per-flow buffer, so
+one split across segments is still found.
 
-Requests and responses pair by transaction ID on the reversed flow; amplification is the
-response's STUN bytes over the request's, or over the report's 20-byte probe when the
-request is not in the capture (and the record says so). Every table here is bounded, so
-memory stays flat however long the capture.
+:class:`MessageFinder` walks the layers and hands every message it finds, with its
+context, to :meth:`MessageFinder._found`; subclasses decide what a message is for (the
+analyser of ``stunscan.pcap`` pairs them, ``stunscan.capture.messages`` lists them). The
+walk is flat on purpose (no generators, no objects per packet): it is the hot path of
+every packet the numpy fast path leaves to Python.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import struct
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from stunscan import codec
 from stunscan import protocol as proto
-from stunscan.capture import Frame
-from stunscan.record import Record
-from stunscan.sighting import Sighting
+from stunscan.capture.files import Frame
 
 STUN_PORT = 3478
-MAX_PENDING = 100_000
-"""Unanswered requests remembered for pairing; the oldest are dropped (as unanswered)."""
-PENDING_TIMEOUT = 60.0
-"""Seconds of capture time after which a request counts as unanswered (RFC 8489 gives up
-after about 40 s)."""
 MAX_FLOWS = 20_000
 """TCP flows and TURN channel flows tracked; the oldest are forgotten first."""
 FLOW_TIMEOUT = 600.0
@@ -40,18 +35,16 @@ FLOW_TIMEOUT = 600.0
 allocation lifetime)."""
 MAX_FLOW_BUFFER = proto.HEADER_SIZE + proto.MAX_MESSAGE_LENGTH + 2
 """Bytes kept for one TCP flow: room for the largest message, RFC 4571 prefix included."""
-RESPONSE_CLASSES = (proto.MessageClass.SUCCESS_RESPONSE, proto.MessageClass.ERROR_RESPONSE)
 
 _COOKIE = proto.MAGIC_COOKIE_BYTES
 _ETHERNET_VLAN = (0x8100, 0x88A8, 0x9100)
 _IPV6_EXTENSIONS = (0, 43, 60, 44, 51)
 _UDP_HEADER = struct.Struct("!HHH").unpack_from
-_REQUEST = int(proto.MessageClass.REQUEST)
 _CHANNEL_BIND = proto.message_type(0x009, 0)
 """ChannelBind's type with the class bits masked (0xFEEF clears them)."""
-_INDICATION = int(proto.MessageClass.INDICATION)
-CLIENT_KEY = 40
-"""The prefix of a :func:`pair_key` that names the request's ID, transport and client."""
+
+Peeked = tuple[str, int, bytes, int, bool]
+"""What ``codec.peek`` says of a message: kind, type, transaction ID, size, well-formed."""
 
 
 @dataclass(slots=True)
@@ -79,7 +72,7 @@ class Stats:
         return self.udp_messages + self.tcp_messages
 
     def add(self, other: Stats) -> None:
-        """Add another run's counts to these (see stunscan.parallel)."""
+        """Add another run's counts to these (see stunscan.pcap.parallel)."""
         for item in dataclasses.fields(self):
             setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
@@ -94,45 +87,20 @@ class _TcpFlow:
     buffer: bytes = b""
 
 
-class Analyzer:
-    """Feed it frames; it returns the Records of servers answering (or of every message).
+class MessageFinder:
+    """Feed it frames; it finds the STUN and ChannelData messages they carry, counts them,
+    and calls :meth:`_found` for each with its context."""
 
-    The hot path is flat on purpose: no generators, and only the cheap ``codec.peek`` for
-    each message; the full decode runs only for the messages that become records.
-    """
-
-    def __init__(self, *, all_messages: bool = False, track_unsolicited: bool = False) -> None:
-        self.all_messages = all_messages
+    def __init__(self) -> None:
         self.stats = Stats()
-        # The tables below are aged oldest first. They are OrderedDicts, not dicts, because
-        # a dict that is popped at the front keeps the holes, and finding its first entry
-        # then walks them all: that made a million-packet capture three times slower.
-        self.pending: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
-        """Requests awaiting a response: pairing key (see :func:`pair_key`) -> (size, capture
-        time)."""
-        self.pending_by_client: OrderedDict[bytes, bytes] = OrderedDict()
-        """The same requests by (ID, transport, client) only: an answer to CHANGE-REQUEST
-        (RFC 3489, RFC 5780) legitimately comes from another address or port."""
-        self.tally = ServerTally()
-        self.unsolicited: dict[bytes, None] | None = None
-        """With ``track_unsolicited``: the pairing keys of unanswered-for responses, so a
-        merge can pair them with requests another worker saw (see stunscan.parallel)."""
+        # Aged oldest first. OrderedDicts, not dicts: a dict that is popped at the front
+        # keeps the holes, and finding its first entry then walks them all.
         self.tcp_flows: OrderedDict[tuple[bytes, int, bytes, int], _TcpFlow] = OrderedDict()
         self.turn_flows: OrderedDict[tuple[str, bytes, int, bytes, int], float] = OrderedDict()
         """UDP flows with a TURN channel bound (ChannelBind seen) -> last seen."""
-        self._out: list[Sighting] = []
-        if track_unsolicited:
-            self.unsolicited = {}
-
-    # -- layers ----------------------------------------------------------------------------
-
-    def feed(self, frame: Frame) -> list[Record]:
-        """The records this frame adds (usually none)."""
-        self.feed_frame(frame)
-        return [self.record(sighting) for sighting in self.drain()]
 
     def feed_frame(self, frame: Frame) -> None:
-        """Analyse a frame; what it adds waits in :meth:`drain` (see stunscan.fastpcap)."""
+        """Analyse a frame; what it adds waits in :meth:`drain` (see stunscan.pcap.feed)."""
         self.stats.frames += 1
         data = frame.data
         linktype = frame.linktype
@@ -172,24 +140,6 @@ class Analyzer:
             self._ipv6(frame.time, data, offset)
         else:
             self.stats.not_ip += 1
-
-    def record(self, sighting: Sighting) -> Record:
-        """A sighting :meth:`drain` gave, decoded; the first of its server is tallied.
-
-        Decoding waits until the records are wanted, one at a time, so that a batch of
-        them is never all in memory (and the workers of stunscan.parallel never decode).
-        """
-        record = sighting.record()
-        if sighting.first:
-            self.tally.count(record)
-        return record
-
-    def drain(self) -> list[Sighting]:
-        """What was found since the last call, in order, not decoded yet (see record)."""
-        out = self._out
-        if out:
-            self._out = []
-        return out
 
     def _ipv4(self, when: float, data: bytes, offset: int) -> None:
         if len(data) < offset + 20 or data[offset] >> 4 != 4:
@@ -350,13 +300,13 @@ class Analyzer:
         when: float,
         transport: str,
         data: bytes,
-        peeked: tuple[str, int, bytes, int, bool],
+        peeked: Peeked,
         src: bytes,
         sport: int,
         dst: bytes,
         dport: int,
     ) -> None:
-        kind, msg_type, tid, size, ok = peeked
+        kind, msg_type, _, _, ok = peeked
         stats = self.stats
         if transport == "udp":
             stats.udp_messages += 1
@@ -366,91 +316,26 @@ class Analyzer:
             stats.malformed += 1
         if kind == proto.CHANNEL_DATA:
             stats.channel_data += 1
-            return
-        if kind == proto.TRUNCATED:
-            return
-        if kind == proto.CLASSIC_MESSAGE:
+        elif kind == proto.CLASSIC_MESSAGE:
             stats.classic_messages += 1
-        cls = (msg_type >> 4) & 1 | (msg_type >> 7) & 2
-        if msg_type & 0xFEEF == _CHANNEL_BIND and transport == "udp":
+        elif msg_type & 0xFEEF == _CHANNEL_BIND and transport == "udp" and kind != proto.TRUNCATED:
             self._remember_turn_flow(when, src, sport, dst, dport)  # ChannelData will follow
-        if cls == _REQUEST:
-            stats.requests += 1
-            self._request(when, pair_key(tid, transport, src, sport, dst, dport), size)
-            if self.all_messages:
-                self._emit(when, transport, data, src, sport, dst, dport, None)
-            return
-        if cls == _INDICATION:
-            stats.indications += 1
-            if self.all_messages:
-                self._emit(when, transport, data, src, sport, dst, dport, None)
-            return
-        stats.responses += 1
-        key = pair_key(tid, transport, dst, dport, src, sport)
-        request_size, moved = self._pair(key)
-        server = server_key(transport, src, sport)
-        if server in self.tally.servers and not self.all_messages:
-            return
-        sighting = self._emit(when, transport, data, src, sport, dst, dport, request_size, key)
-        self._report(server, sighting, moved)
+        self._found(when, transport, data, peeked, src, sport, dst, dport)
 
-    def _request(self, when: float, key: bytes, size: int) -> None:
-        """Remember a request for pairing, first ageing out the oldest (as unanswered)."""
-        pending = self.pending
-        by_client = self.pending_by_client
-        while pending:
-            oldest, (_, asked_at) = next(iter(pending.items()))
-            if len(pending) < MAX_PENDING and asked_at > when - PENDING_TIMEOUT:
-                break
-            del pending[oldest]
-            by_client.pop(oldest[:CLIENT_KEY], None)
-            self.stats.unanswered += 1
-        pending[key] = (size, when)
-        by_client[key[:CLIENT_KEY]] = key  # (ID, transport, client): no larger than pending
-
-    def _pair(self, key: bytes) -> tuple[int | None, bool]:
-        """Pair a response with its pending request: (the request's size or None, whether
-        it answered from another address than the one asked)."""
-        request = self.pending.pop(key, None)
-        moved = False
-        client = key[:CLIENT_KEY]
-        if request is not None:
-            if self.pending_by_client.get(client) == key:
-                del self.pending_by_client[client]
-        else:
-            asked = self.pending_by_client.pop(client, None)
-            if asked is not None:
-                request = self.pending.pop(asked, None)
-                moved = request is not None
-        if request is None:
-            self.stats.unsolicited += 1
-            if self.unsolicited is not None and len(self.unsolicited) < MAX_PENDING:
-                self.unsolicited[key] = None
-            return None, False
-        self.stats.paired += 1
-        return request[0], moved
-
-    def _report(self, server: bytes, sighting: Sighting, moved: bool) -> None:
-        sighting.moved = moved
-        if server not in self.tally.servers:
-            self.tally.servers.add(server)
-            sighting.first = True
-
-    def _emit(
+    def _found(
         self,
         when: float,
         transport: str,
         data: bytes,
+        peeked: Peeked,
         src: bytes,
         sport: int,
         dst: bytes,
         dport: int,
-        request_size: int | None,
-        key: bytes | None = None,
-    ) -> Sighting:
-        sighting = Sighting(when, transport, data, src, sport, dst, dport, request_size, key)
-        self._out.append(sighting)
-        return sighting
+    ) -> None:
+        """A message found (STUN, classic STUN, ChannelData, or one cut short: ``peeked[0]``
+        says which): what it is for is the subclass's to say."""
+        raise NotImplementedError
 
     def _remember_turn_flow(
         self, when: float, src: bytes, sport: int, dst: bytes, dport: int
@@ -463,37 +348,6 @@ class Analyzer:
             del flows[oldest]
         flows[("udp", src, sport, dst, dport)] = when
         flows[("udp", dst, dport, src, sport)] = when
-
-    def finish(self) -> None:
-        """End of capture: requests still pending were never answered."""
-        self.stats.unanswered += len(self.pending)
-        self.pending.clear()
-        self.pending_by_client.clear()
-
-
-_PAIR_KEY = struct.Struct(">16s16sHBB4x16sH6x")
-_SERVER_KEY = struct.Struct(">16sHBB4x")
-
-
-def pair_key(
-    tid: bytes, transport: str, client: bytes, client_port: int, server: bytes, server_port: int
-) -> bytes:
-    """How a request and its response find each other: one flat bytes key of fixed layout.
-
-    Bytes, not a tuple, so that the vectorised reader (``stunscan.fastpath``) can build the
-    same keys for a whole batch at C speed, as eight big-endian 64-bit words: the ID and the
-    client address (each padded to 16 bytes); the client port, a marker (bit 0 TCP, bit 1 a
-    16-byte classic ID) and the address length; the server address and port. Its first
-    :data:`CLIENT_KEY` bytes are the (ID, transport, client) key of ``pending_by_client``.
-    """
-    marker = (transport == "tcp") | (len(tid) == 16) << 1
-    return _PAIR_KEY.pack(tid, client, client_port, marker, len(client), server, server_port)
-
-
-def server_key(transport: str, address: bytes, port: int) -> bytes:
-    """One responding server, as the tally counts it: address, port, transport (three
-    big-endian 64-bit words, see :func:`pair_key`)."""
-    return _SERVER_KEY.pack(address, port, transport == "tcp", len(address))
 
 
 def _version_ethertype(data: bytes, offset: int) -> int:
@@ -508,53 +362,4 @@ def _stream_looks_like_stun(payload: bytes) -> bool:
         proto.looks_like_stun(payload, exact=False)
         or proto.looks_like_rfc4571_stun(payload)
         or proto.looks_like_classic_stun(payload, exact=False)
-    )
-
-
-class ServerTally:
-    """The report's per-server figures: each responding server counted once, with the
-    amplification, family and SOFTWARE of the response that first showed it."""
-
-    def __init__(self) -> None:
-        self.servers: set[bytes] = set()
-        self.factors: list[float] = []
-        self.families: Counter[int] = Counter()
-        self.software: Counter[str] = Counter()
-
-    def add(self, server: bytes, record: Record) -> None:
-        self.servers.add(server)
-        self.count(record)
-
-    def count(self, record: Record) -> None:
-        """The figures of a server's first response (already in :attr:`servers`)."""
-        self.figures(record.amplification, record.family, record.software())
-
-    def figures(self, amplification: float, family: int, software: str) -> None:
-        """The same from the figures themselves (see stunscan.csvrow)."""
-        self.factors.append(amplification)
-        self.families[family] += 1
-        if software:
-            self.software[software] += 1
-
-
-@dataclass(slots=True)
-class Summary:
-    """The report's own terms: servers per family, amplification, top SOFTWARE."""
-
-    servers_ipv4: int
-    servers_ipv6: int
-    mean_amplification: float | None
-    median_amplification: float | None
-    top_software: list[tuple[str, int]]
-
-
-def summarize(tally: ServerTally) -> Summary:
-    """Per responding server, as the report counts: one amplification factor each."""
-    factors = tally.factors
-    return Summary(
-        tally.families[4],
-        tally.families[6],
-        statistics.fmean(factors) if factors else None,
-        statistics.median(factors) if factors else None,
-        tally.software.most_common(5),
     )

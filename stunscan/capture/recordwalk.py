@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from stunscan.capture import MAX_RECORD
+from stunscan.capture.files import MAX_RECORD
 
 SPACING = 16384
 """Bytes between guessed chain starts: about 80 records of small packets per chain."""

@@ -1,7 +1,7 @@
 """A response seen that will become a report row, kept as bytes until the row is needed.
 
 Decoding every attribute is most of the cost of a row. The analyser's workers (see
-``stunscan.parallel``) find first sightings of servers that another run may already have
+``stunscan.pcap.parallel``) find first sightings of servers that another run may already have
 reported, so they hand these back undecoded; only the parent decodes the ones it writes.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from stunscan import codec
+from stunscan import codec, csvrow
 from stunscan.record import Record
 from stunscan.text import endpoint_text
 
@@ -35,7 +35,7 @@ class Sighting:
 
     def __reduce__(self) -> tuple[type[Sighting], tuple[object, ...]]:
         """Pickled as its fields in order: several times faster than a slots class's
-        default, and the workers of stunscan.parallel send thousands."""
+        default, and the workers of stunscan.pcap.parallel send thousands."""
         return Sighting, (
             self.time,
             self.transport,
@@ -74,3 +74,14 @@ class Sighting:
 
 def ip_text(packed: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
+
+
+def row_fields(sighting: Sighting) -> tuple[list[str], float, int, str] | None:
+    """(cells, amplification, family, SOFTWARE) of the record the sighting makes; None for
+    what is not a STUN or classic message (the caller decodes those in full)."""
+    ip = ip_text(sighting.src)
+    made = csvrow.cells(sighting.data, sighting.time, ip, sighting.sport, sighting.transport,
+                 sighting.request_size)  # fmt: skip
+    if made is None:
+        return None
+    return made[0], made[1], 6 if ":" in ip else 4, made[2]

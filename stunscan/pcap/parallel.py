@@ -1,8 +1,8 @@
 """Analyse one large pcap file on several cores, with the same answer as one core.
 
 The file is cut at record boundaries into one run per worker (forked processes). Each
-worker runs the ordinary Analyzer over its run (through ``stunscan.fastpcap``) and streams
-back what it finds as undecoded sightings (``stunscan.sighting``); the parent then merges
+worker runs the ordinary Analyzer over its run (through ``stunscan.pcap.feed``) and streams
+back what it finds as undecoded sightings (``stunscan.pcap.sighting``); the parent then merges
 what a cut separates: a response whose request sits in an earlier run is paired with it
 (its amplification measured against the real request), and a server seen in an earlier run
 is reported once, from its first response. Only the parent decodes, and only the sightings
@@ -28,11 +28,12 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import IO, Any
 
-from stunscan.capture import pcap_boundaries
-from stunscan.fastpcap import PcapFeed
-from stunscan.pcap import Analyzer, ServerTally, Stats, server_key
+from stunscan.capture.files import pcap_boundaries
+from stunscan.pcap.analyzer import Analyzer, Stats, server_key
+from stunscan.pcap.feed import PcapFeed
+from stunscan.pcap.sighting import Sighting
 from stunscan.record import Record
-from stunscan.sighting import Sighting
+from stunscan.tally import ServerTally
 
 PARALLEL_MIN_BYTES = 32 << 20
 BATCH = 512

@@ -1,4 +1,4 @@
-"""Feed a capture file to the :class:`~stunscan.pcap.Analyzer`, fast where it can be.
+"""Feed a capture file to the :class:`~stunscan.pcap.analyzer.Analyzer`, fast where it can be.
 
 A classic pcap of Ethernet frames is read in segments: ``recordwalk`` finds the records,
 ``fastpath`` decides batches of them with numpy, and the loop here runs, in packet order,
@@ -18,9 +18,8 @@ from typing import Literal
 
 import numpy as np
 
-from stunscan import fastpath
-from stunscan.capture import PCAP_MAGICS, CaptureReader, Frame
-from stunscan.fastpath import (
+from stunscan.capture import fastpath
+from stunscan.capture.fastpath import (
     GENERIC,
     PAIR,
     REQUEST,
@@ -31,9 +30,10 @@ from stunscan.fastpath import (
     Batch,
     Classifier,
 )
-from stunscan.pcap import CLIENT_KEY, MAX_PENDING, PENDING_TIMEOUT, Analyzer
-from stunscan.recordwalk import CORRUPT, REACHED_LIMIT, RecordWalker
-from stunscan.sighting import Sighting
+from stunscan.capture.files import PCAP_MAGICS, CaptureReader, Frame
+from stunscan.capture.recordwalk import CORRUPT, REACHED_LIMIT, RecordWalker
+from stunscan.pcap.analyzer import CLIENT_KEY, MAX_PENDING, PENDING_TIMEOUT, Analyzer
+from stunscan.pcap.sighting import Sighting
 
 SEGMENT = 2 << 20
 """Bytes read at a time: memory stays flat whatever the capture's size."""
@@ -52,7 +52,7 @@ def fast_enabled(head: bytes) -> bool:
 
 class PcapFeed:
     """Iterate over what a capture (or the run of it between two record offsets, see
-    ``stunscan.parallel``) adds to ``analyzer``: lists of sightings, in order, each to
+    ``stunscan.pcap.parallel``) adds to ``analyzer``: lists of sightings, in order, each to
     become a record; then :attr:`problem` says why reading stopped early, if it did."""
 
     def __init__(

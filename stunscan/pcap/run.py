@@ -12,14 +12,14 @@ from typing import Any
 
 from rich.console import Console
 
-from stunscan import csvrow
-from stunscan.capture import CaptureError, is_capture
-from stunscan.display import records_table, summary_panel
-from stunscan.fastpcap import PcapFeed
-from stunscan.parallel import analyse_in_parallel, plan
-from stunscan.pcap import Analyzer, summarize
+from stunscan.capture.files import CaptureError, is_capture
+from stunscan.pcap.analyzer import Analyzer
+from stunscan.pcap.feed import PcapFeed
+from stunscan.pcap.parallel import analyse_in_parallel, plan
+from stunscan.pcap.sighting import Sighting, row_fields
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
-from stunscan.sighting import Sighting
+from stunscan.render.records import records_table, summary_panel
+from stunscan.tally import summarize
 
 
 class InputError(Exception):
@@ -93,7 +93,7 @@ def run_capture_analysis(
             (JSON, the table): the CSV row and the tally's figures come from csvrow."""
             nonlocal written
             if not json_out and len(shown) >= table_rows:
-                fields = csvrow.row(sighting)
+                fields = row_fields(sighting)
                 if fields is not None:
                     cells, amplification, family, software = fields
                     if sighting.first:

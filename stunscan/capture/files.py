@@ -94,7 +94,7 @@ class CaptureReader:
 
     def __init__(self, path: str | Path, start: int | None = None, end: int | None = None) -> None:
         """``start`` and ``end`` (pcap only) limit reading to the records between two byte
-        offsets, which must be record boundaries (see ``stunscan.parallel``)."""
+        offsets, which must be record boundaries (see ``stunscan.pcap.parallel``)."""
         self.path = Path(path)
         self.start = start
         self.end = end

@@ -1,0 +1,1 @@
+"""Rich renderers: tables and panels for people. They never parse bytes."""

@@ -1,0 +1,240 @@
+"""Messages for people: a dissected message's panel, the byte-by-byte explanation, and the
+attributes of a decoded answer. Renderers never parse bytes; the layer and codec do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from stunscan import protocol as proto
+from stunscan.render.cells import cell, check_mark, hex_preview
+from stunscan.text import printable
+
+
+def message_panel(origin: str, message: Any) -> Panel:
+    """One dissected message: header facts, then every attribute decoded."""
+    reasons: list[str] = (
+        message.malformed_reasons() if hasattr(message, "malformed_reasons") else []
+    )
+    if not hasattr(message, "attributes"):
+        title = cell(f"{origin}  {message.summary()}")
+        body: Any = Text("\n".join(printable(r) for r in reasons) or "no STUN attributes")
+        return Panel(body, title=title, title_align="left")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("type", cell(f"{message.type_name} (0x{message.type:04x})"))
+    facts.add_row("length", str(message.length))
+    if hasattr(message, "magic_cookie"):
+        facts.add_row("cookie", f"0x{message.magic_cookie:08x}")
+    facts.add_row("transaction", bytes(message.transaction_id).hex())
+    facts.add_row("fingerprint", check_mark(message.fingerprint_ok()))
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("#", "attribute", "len", "value"):
+        table.add_column(column, overflow="fold")
+    for number, attr in enumerate(message.attributes, 1):
+        if not hasattr(attr, "attribute_name"):
+            table.add_row(
+                str(number), "(trailing)", str(len(bytes(attr))), hex_preview(bytes(attr))
+            )
+            continue
+        style = "red" if attr.problem() else ""
+        table.add_row(
+            str(number),
+            cell(f"{attr.attribute_name}", style),
+            str(attr.length),
+            cell(
+                attr.value_text() if not attr.problem() else hex_preview(attr.value_bytes()), style
+            ),
+        )
+    parts: list[Any] = [facts, table]
+    if reasons:
+        parts.append(
+            Text("malformed: " + "; ".join(printable(r) for r in reasons), style="bold red")
+        )
+    return Panel(Group(*parts), title=cell(origin), title_align="left")
+
+
+def explain_table(message: Any) -> Table:
+    """The message byte by byte: offset, bytes, field, what they mean (for teaching)."""
+    wire = message.message_bytes()
+    table = Table(header_style="bold", show_lines=False)
+    table.add_column("offset", justify="right", style="cyan")
+    table.add_column("bytes", style="magenta", overflow="fold")
+    table.add_column("field", style="bold")
+    table.add_column("meaning", overflow="fold")
+    method, cls = proto.split_message_type(message.type)
+    table.add_row(
+        "0",
+        hex_preview(wire[0:2]),
+        "message type",
+        f"{message.type_name}: method 0x{method:03x}, class {cls} "
+        "(class bits 4 and 8 interleaved with the method, RFC 8489 5)",
+    )
+    table.add_row(
+        "2",
+        hex_preview(wire[2:4]),
+        "message length",
+        f"{message.length} bytes of attributes follow the header",
+    )
+    key = message.xor_key()
+    if hasattr(message, "magic_cookie"):
+        table.add_row(
+            "4", hex_preview(wire[4:8]), "magic cookie", "0x2112a442: marks RFC 5389/8489 STUN"
+        )
+        table.add_row(
+            "8",
+            hex_preview(wire[8:20]),
+            "transaction ID",
+            "96 bits chosen by the client; the response echoes it",
+        )
+    else:
+        table.add_row(
+            "4",
+            hex_preview(wire[4:20]),
+            "transaction ID",
+            "128 bits: classic RFC 3489 (no magic cookie)",
+        )
+    offset = proto.HEADER_SIZE
+    for attr in message.attributes:
+        raw = bytes(attr)
+        if not hasattr(attr, "attribute_name"):
+            table.add_row(
+                str(offset), hex_preview(raw), "trailing bytes", "too few for an attribute header"
+            )
+            offset += len(raw)
+            continue
+        table.add_row(
+            str(offset),
+            hex_preview(raw[:4]),
+            cell(attr.attribute_name),
+            f"attribute 0x{attr.type:04x} ({proto.attribute_kind(attr.type)}),"
+            f" value length {attr.length}"
+            + ("" if proto.comprehension_required(attr.type) else ", comprehension-optional"),
+        )
+        value = attr.value_bytes()
+        table.add_row(
+            str(offset + 4),
+            hex_preview(value, 32),
+            "  value",
+            cell(_value_meaning(attr, value, key, wire, offset)),
+        )
+        padding = raw[4 + len(value) :]
+        if padding:
+            table.add_row(
+                str(offset + 4 + len(value)),
+                hex_preview(padding),
+                "  padding",
+                "to the next 4-byte boundary",
+            )
+        offset += len(raw)
+    return table
+
+
+def _value_meaning(attr: Any, value: bytes, key: bytes, wire: bytes, offset: int) -> str:
+    problem = attr.problem()
+    if problem:
+        return f"MALFORMED: {problem}"
+    if attr.kind == "xor-address":
+        x_port = int.from_bytes(value[2:4], "big")
+        mask = int.from_bytes(key[:2], "big")
+        return (
+            f"family {proto.FAMILY_NAMES.get(value[1], value[1])};"
+            f" port 0x{x_port:04x} xor 0x{mask:04x} = {attr.port};"
+            f" address {value[4:].hex()} xor {key[: len(value) - 4].hex()} = {attr.address}"
+        )
+    if attr.kind == "crc32":
+        computed = proto.fingerprint(proto.covered_prefix(wire, offset, 4))
+        verdict = "valid" if computed == attr.decoded else f"INVALID (computed 0x{computed:08x})"
+        return f"CRC-32 of bytes 0..{offset} xor 0x5354554e = 0x{attr.decoded:08x}: {verdict}"
+    kind = proto.attribute_kind(attr.type)
+    if kind in ("hmac-sha1", "hmac-sha256"):
+        algorithm = "HMAC-SHA1" if kind == "hmac-sha1" else "HMAC-SHA256"
+        return (
+            f"{algorithm} of bytes 0..{offset}, header length set to end here;"
+            " needs the key to verify"
+        )
+    return attr.value_text()
+
+
+def response_label(message: Any) -> str:
+    """A compact name for a table cell: 'Binding success', 'Allocate error 401'."""
+    name = message.type_name
+    for long, short in ((" Success Response", " success"), (" Error Response", " error")):
+        if name.endswith(long):
+            name = name[: -len(long)] + short
+            break
+    error = message.get("ERROR-CODE") if hasattr(message, "get") else None
+    if error is not None and isinstance(error.decoded, tuple):
+        name += f" {error.decoded[0]}"
+    return name + (" [malformed]" if message.malformed else "")
+
+
+def attribute_text(attr: Any) -> str:
+    """A decoded (fast codec) attribute value as a person reads it."""
+    if attr.problem:
+        return f"MALFORMED ({attr.problem}): {hex_preview(attr.value)}"
+    kind, value = attr.kind, attr.decoded
+    if kind in ("address", "xor-address"):
+        return str(value)
+    if kind == "error-code":
+        return f"{value[0]} {value[1]}"
+    if kind == "attr-list":
+        return ", ".join(proto.attribute_name(code) for code in value)
+    if kind in ("crc32", "u32", "flags"):
+        return f"0x{value:08x}"
+    if kind == "transport":
+        return {17: "UDP (17)", 6: "TCP (6)"}.get(value, str(value))
+    if kind == "empty":
+        return "(empty)"
+    if isinstance(value, bytes):
+        return hex_preview(value, 32)
+    return str(value)
+
+
+def _wire_text(attr: Any) -> str:
+    """What the value is on the wire, where that differs from the decoded text."""
+    if attr.kind == "xor-address" and not attr.problem:
+        return f"port 0x{attr.value[2:4].hex()}, address {attr.value[4:].hex()} (XORed)"
+    if attr.kind == "address" and not attr.problem:
+        return f"port 0x{attr.value[2:4].hex()}, address {attr.value[4:].hex()}"
+    if attr.kind in ("string", "bytes") or attr.code not in proto.ATTRIBUTES:
+        return hex_preview(attr.value, 16)
+    return ""
+
+
+def attributes_table(message: Any) -> Table:
+    """Every attribute of an answer, decoded, with its wire form; MAPPED and XOR-MAPPED are
+    compared, since a NAT's ALG that rewrites one and not the other shows up there."""
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    table.add_column("attribute", no_wrap=True)
+    table.add_column("decoded", overflow="fold")
+    table.add_column("on the wire", overflow="fold", style="dim")
+    for attr in message.attributes:
+        style = "red" if attr.problem else ""
+        if attr.code == proto.FINGERPRINT and not attr.problem:
+            value: Text = Text(f"0x{attr.decoded:08x} ").append_text(
+                check_mark(message.fingerprint)
+            )
+        else:
+            value = cell(attribute_text(attr), style)
+        code = f"0x{attr.code:04x}" if attr.code >= 0 else "-"
+        table.add_row(cell(f"{attr.name} ({code})", style), value, cell(_wire_text(attr)))
+    if message.fingerprint is None:
+        table.add_row("FINGERPRINT", check_mark(None), "")
+    mapped = message.get("MAPPED-ADDRESS")
+    xor = message.get("XOR-MAPPED-ADDRESS") or message.get(proto.XOR_MAPPED_ADDRESS_LEGACY)
+    if mapped is not None and xor is not None and not (mapped.problem or xor.problem):
+        same = mapped.decoded == xor.decoded
+        table.add_row(
+            "MAPPED vs XOR-MAPPED",
+            Text("agree" if same else "DIFFER", style="green" if same else "bold yellow"),
+            "" if same else "something on the path rewrote the plain MAPPED-ADDRESS",
+        )
+    if message.malformed:
+        table.add_row(Text("malformed", style="bold red"), cell("; ".join(message.malformed)), "")
+    return table
