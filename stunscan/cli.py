@@ -232,6 +232,20 @@ def explain(
 
 
 @app.command()
+def shell(
+    pcaps: Annotated[
+        Path | None,
+        typer.Option(help="Folder of captures to preload (default: the project's pcaps/)."),
+    ] = None,
+) -> None:
+    """Scapy's interactive console with the STUN layers, the protocol helpers and the
+    project's captures preloaded."""
+    from stunscan.shell import PROJECT_PCAPS, run
+
+    run(pcaps or PROJECT_PCAPS)
+
+
+@app.command()
 def pcap(
     inputs: Annotated[list[str], typer.Argument(help="pcap / pcapng files, or folders of them.")],
     csv_out: Annotated[
