@@ -16,7 +16,7 @@ from stunscan.probe.why import why
 
 HOSTS = ("127.0.0.1", "::1")
 COTURN_SETTINGS = [setting for _, setting, _ in advice.settings_for(advice.COTURN)]
-ALL_SETTINGS = " ".join(COTURN_SETTINGS)
+ALL_SETTINGS = " ".join(dict.fromkeys(o for s in COTURN_SETTINGS for o in s.split()))
 PROBE = Probe(("shadowserver",), timing=Timing(timeout=2.0))
 
 
