@@ -80,3 +80,31 @@ def test_all_settings_reach_the_minimum() -> None:
         assert not plan.removable
         assert told.steps == ()  # nothing left to advise but the general mitigations
         assert told.server is None  # nothing left to recognise it by
+
+
+def test_probe_panel_and_json_carry_the_budget_and_advice() -> None:
+    import json
+    import subprocess
+    import sys
+
+    with coturn(ipv6=False) as server:
+        target = f"127.0.0.1:{server.port}"
+        command = [sys.executable, "-m", "stunscan", "probe", "-V", "shadowserver", "--tcp"]
+        panel = subprocess.run([*command, target], capture_output=True, text=True, timeout=60)
+        line = subprocess.run(
+            [*command, "--json", "-", target], capture_output=True, text=True, timeout=60
+        )
+    assert panel.returncode == 0, panel.stderr
+    assert "Why it amplifies (shadowserver:" in panel.stdout
+    assert "--no-software-attribute: drops SOFTWARE" in panel.stdout
+    assert "it answers over TCP already" in panel.stdout
+    host = json.loads(line.stdout)
+    (udp,) = [r for r in host["results"] if r["transport"] == "udp"]
+    plan = udp["budget"]
+    assert sum(p["bytes"] for p in plan["parts"]) == plan["response_size"] == 20 * plan["factor"]
+    assert plan["minimum_size"] == MINIMUM_IPV4 and plan["judged"] is True
+    assert {p["part"] for p in plan["parts"] if p["verdict"] == "removable"} >= {"SOFTWARE"}
+    advice_json = host["advice"]
+    assert advice_json["server"] == "coturn"
+    assert advice_json["settings"][0]["setting"] == "--no-software-attribute"
+    assert any("TCP already" in note for note in advice_json["notes"])
