@@ -808,6 +808,17 @@ _VALUE_OF_KIND: dict[str, Any] = {
     },
     "addr-error": lambda v: {"family": v[0], **_error_value(tuple(v[1:]) if len(v) > 2 else v[1])},
     "empty": lambda v: {},
+    "pw-alg": lambda v: (
+        {"algorithm": v} if isinstance(v, int) else {"algorithm": v[0], "params": v[1]}
+    ),
+    "pw-algs": lambda v: {
+        "algorithms": [
+            STUNPasswordAlgorithm(algorithm=a)
+            if isinstance(a, int)
+            else STUNPasswordAlgorithm(algorithm=a[0], params=a[1])
+            for a in v
+        ]
+    },
 }
 
 
