@@ -111,15 +111,21 @@ def _credentials(
     return proto.Credentials(password, username, realm)
 
 
+_told: set[str] = set()
+
+
 def _integrity(message: Any, credentials: proto.Credentials | None) -> list[tuple[str, bool]]:
-    """(attribute name, valid) for each MESSAGE-INTEGRITY(-SHA256) the credentials check."""
+    """(attribute name, valid) for each MESSAGE-INTEGRITY(-SHA256) the credentials check;
+    a key that can't be made for a message is said once, not once per message."""
     if credentials is None or not hasattr(message, "message_bytes"):
         return []
     wire = message.message_bytes()
     try:
         key = proto.derive_key(wire, credentials).key
     except ValueError as exc:
-        errors.print(f"stunscan: {exc}", markup=False, highlight=False)
+        if str(exc) not in _told:
+            _told.add(str(exc))
+            errors.print(f"stunscan: {exc}", markup=False, highlight=False)
         return []
     return [(proto.attribute_name(a.code), ok) for a, _, ok in proto.integrity_results(wire, key)]
 

@@ -183,3 +183,26 @@ def test_long_term_key_from_the_message_realm_and_username() -> None:
     assert derived.key == proto.long_term_key("alice", "example.org", "secret")
     with pytest.raises(ValueError, match="needs the username"):
         proto.derive_key(proto.REFERENCE_PROBE, proto.Credentials(password="s", realm="r"))
+
+
+def test_decode_checks_a_real_coturn_capture_taking_the_username_from_the_messages() -> None:
+    capture = str(PROJECT / "pcaps" / "turn-allocate-401.pcap")
+    # responses carry no USERNAME: without --username only the requests can be checked
+    for args, expected, count in (
+        (["--username", "alice", "--realm", "example.org", "--password", "secret"], True, 4),
+        (["--realm", "example.org", "--password", "secret"], True, 2),  # USERNAME as sent
+        (["--realm", "example.org", "--password", "wrong"], False, 2),
+    ):
+        result = runner.invoke(app, ["decode", "--json", capture, *args])
+        assert result.exit_code == 0, result.output
+        checked = [json.loads(line)["integrity"] for line in result.stdout.splitlines()]
+        signed = [c for c in checked if c]
+        assert len(signed) == count
+        assert all(c == {"MESSAGE-INTEGRITY": expected} for c in signed)
+
+
+def test_a_key_that_cannot_be_made_is_said_once() -> None:
+    capture = str(PROJECT / "pcaps" / "coturn-udp.pcap")  # no USERNAME anywhere
+    result = runner.invoke(app, ["decode", capture, "--realm", "r", "--password", "p"])
+    assert result.exit_code == 0
+    assert result.stderr.count("needs the username") <= 1
