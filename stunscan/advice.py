@@ -18,11 +18,14 @@ from stunscan.codec import Message
 
 COTURN = "coturn"
 STUND = "Vovida stund"
+MS_ICE = "Microsoft ICE peer (MS-ICE2)"
 
 SERVERS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    # server, SOFTWARE pattern (regex), attribute order that gives it away without SOFTWARE
+    # server, SOFTWARE pattern (regex, "" for none), attribute order that gives it away
     (COTURN, r"^Coturn-", ("XOR-MAPPED-ADDRESS", "MAPPED-ADDRESS", "RESPONSE-ORIGIN")),
     (STUND, r"^Vovida\.org", ("MAPPED-ADDRESS", "SOURCE-ADDRESS", "CHANGED-ADDRESS")),
+    # seen in nDPI's capture: Skype/Teams peers answering each other's connectivity checks
+    (MS_ICE, "", ("XOR-MAPPED-ADDRESS", "USERNAME")),
 )
 
 SETTINGS: tuple[tuple[str, str, str, str], ...] = (
@@ -47,6 +50,13 @@ SETTINGS: tuple[tuple[str, str, str, str], ...] = (
         "",
         "stund 0.97 has no option for its attributes (RFC 3489 ones, SOFTWARE): replace it"
         " (coturn with the settings above) or firewall it",
+    ),
+    (
+        MS_ICE,
+        "*",
+        "",
+        "an authenticated ICE connectivity check between two peers, not a public STUN"
+        " server: no server setting applies",
     ),
 )
 
@@ -101,7 +111,7 @@ def recognise(message: Message) -> tuple[str | None, str]:
     text = software.decoded if software is not None and not software.problem else None
     names = tuple(a.name for a in message.attributes)
     for server, pattern, _ in SERVERS:
-        if isinstance(text, str) and re.search(pattern, text):
+        if pattern and isinstance(text, str) and re.search(pattern, text):
             return server, "SOFTWARE"
     for server, _, shape in SERVERS:
         if names[: len(shape)] == shape:

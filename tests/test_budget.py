@@ -100,3 +100,33 @@ def test_hostile_software_text_does_not_match_by_accident() -> None:
     message = codec.decode(wire)
     assert message is not None
     assert advice.recognise(message) == (None, "")
+
+
+def test_binding_answers_of_the_corpus_captures_are_recognised() -> None:
+    from stunscan.capture.sources import read_sources
+
+    from corpus import CORPUS
+
+    capture = CORPUS / "pcaps" / "ndpi" / "stun.pcap"
+    if not capture.is_file():
+        pytest.skip(f"no corpus at {CORPUS}")
+    seen: dict[tuple[str, ...], str | None] = {}
+    for found in read_sources([str(capture)]):
+        if not hasattr(found.message, "message_bytes"):
+            continue
+        message = codec.decode(found.message.message_bytes())
+        if message is None or message.msg_type != SUCCESS:
+            continue
+        plan = budget(message)
+        assert sum(p.size for p in plan.parts) == plan.response_size
+        seen[tuple(a.name for a in message.attributes)] = advice.recognise(message)[0]
+    coturn_shape = (
+        "XOR-MAPPED-ADDRESS",
+        "MAPPED-ADDRESS",
+        "RESPONSE-ORIGIN",
+        "OTHER-ADDRESS",
+        "FINGERPRINT",
+    )
+    assert seen[coturn_shape] == advice.COTURN  # a coturn that hides SOFTWARE
+    microsoft = [shape for shape in seen if shape[:2] == ("XOR-MAPPED-ADDRESS", "USERNAME")]
+    assert microsoft and all(seen[shape] == advice.MS_ICE for shape in microsoft)
