@@ -49,7 +49,7 @@ SETTINGS: tuple[tuple[str, str, str, str], ...] = (
         "*",
         "",
         "stund 0.97 has no option for its attributes (RFC 3489 ones, SOFTWARE): replace it"
-        " (coturn with the settings above) or firewall it",
+        " (coturn with all four settings of this table answers in 32 bytes) or firewall it",
     ),
     (
         MS_ICE,

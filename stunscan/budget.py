@@ -155,7 +155,19 @@ def budget(
         if binding:
             if attr.code == wanted and not seen_wanted:
                 seen_wanted = True
-                verdict, why = NEEDED, "the answer to a Binding request (RFC 8489 7.3.1)"
+                verdict, why = (
+                    NEEDED,
+                    (
+                        "the answer to a classic Binding request (RFC 3489 11.2.1)"
+                        if classic
+                        else "the answer to a Binding request (RFC 8489 7.3.1)"
+                    ),
+                )
+            elif classic and attr.code in (
+                proto.XOR_MAPPED_ADDRESS,
+                proto.XOR_MAPPED_ADDRESS_LEGACY,
+            ):
+                verdict, why = REMOVABLE, "a classic client reads MAPPED-ADDRESS only"
             elif attr.code == proto.FINGERPRINT and request_fingerprint:
                 verdict, why = NEEDED, "the request carried FINGERPRINT (RFC 8489 7.3)"
             elif attr.code in proto.INTEGRITY_ATTRIBUTES:
