@@ -111,9 +111,11 @@ def _splice(data: bytes, offset: int, value: bytes) -> bytes:
 class STUN(Packet):
     """A STUN message (RFC 5389/8489): 20-byte header with the magic cookie, then attributes.
 
-    ``STUN(type="Binding Request", attributes=[...])`` builds one: the length is filled
-    in, the transaction ID is random unless given, and MESSAGE-INTEGRITY (with ``key=``)
-    and FINGERPRINT attributes left without a value are computed over the built message.
+    ``STUN(type="Binding Request", attributes=[...])`` builds one, and so does
+    ``STUN(type="Binding Request") / make_attribute(...) / make_attribute(...)``: the
+    length is filled in, the transaction ID is random unless given, and MESSAGE-INTEGRITY
+    (with ``key=``) and FINGERPRINT attributes left without a value are computed over the
+    built message.
     """
 
     name = "STUN"
