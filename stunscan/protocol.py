@@ -619,9 +619,10 @@ def integrity_results(message: bytes, key: bytes) -> list[tuple[RawAttribute, by
         if attr.code in INTEGRITY_ATTRIBUTES and not attr.truncated:
             digest = hmac_sha1 if attr.code == MESSAGE_INTEGRITY else hmac_sha256
             expected = digest(key, covered_prefix(message, attr.offset, attr.length))
-            results.append(
-                (attr, expected, hmac.compare_digest(expected[: attr.length], attr.value))
+            ok = integrity_length_ok(attr.code, attr.length) and hmac.compare_digest(
+                expected[: attr.length], attr.value
             )
+            results.append((attr, expected, ok))
     return results
 
 
@@ -680,6 +681,15 @@ def check_fingerprint(message: bytes) -> bool | None:
     return None
 
 
+def integrity_length_ok(code: int, length: int) -> bool:
+    """MESSAGE-INTEGRITY is 20 bytes; MESSAGE-INTEGRITY-SHA256 16 to 32, a multiple of 4
+    (RFC 8489 14.6). Any other length never verifies: a zero-length HMAC would otherwise
+    compare equal to the first zero bytes of any digest, whatever the key."""
+    if code == MESSAGE_INTEGRITY:
+        return length == 20
+    return 16 <= length <= 32 and length % 4 == 0
+
+
 def check_integrity(message: bytes, key: bytes) -> bool | None:
     """Verify the first MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256 with ``key``.
 
@@ -687,6 +697,8 @@ def check_integrity(message: bytes, key: bytes) -> bool | None:
     """
     for attr in iter_attributes(message, HEADER_SIZE + message_length_field(message)):
         if attr.code in INTEGRITY_ATTRIBUTES and not attr.truncated:
+            if not integrity_length_ok(attr.code, attr.length):
+                return False
             digest = hmac_sha1 if attr.code == MESSAGE_INTEGRITY else hmac_sha256
             data = covered_prefix(message, attr.offset, attr.length)
             expected = digest(key, data)[: attr.length]

@@ -206,3 +206,18 @@ def test_a_key_that_cannot_be_made_is_said_once() -> None:
     result = runner.invoke(app, ["decode", capture, "--realm", "r", "--password", "p"])
     assert result.exit_code == 0
     assert result.stderr.count("needs the username") <= 1
+
+
+@pytest.mark.parametrize("length", [0, 4, 19])
+def test_an_integrity_attribute_of_the_wrong_size_never_verifies(length: int) -> None:
+    """A zero-length HMAC would match the empty prefix of any digest: any key 'valid'."""
+    wire = proto.encode_message(
+        proto.message_type(0x001, 0), bytes(12), [(proto.MESSAGE_INTEGRITY, bytes(length))]
+    )
+    assert proto.check_integrity(wire, b"any key") is False
+    ((_, _, ok),) = proto.integrity_results(wire, b"any key")
+    assert ok is False
+    sha = proto.encode_message(
+        proto.message_type(0x001, 0), bytes(12), [(proto.MESSAGE_INTEGRITY_SHA256, bytes(length))]
+    )
+    assert proto.check_integrity(sha, b"any key") is False
