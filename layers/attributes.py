@@ -189,6 +189,14 @@ class STUNAttribute(Packet):
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         return b"", s
 
+    def add_payload(self, payload: Any) -> None:
+        if isinstance(payload, STUNAttribute):
+            raise TypeError(
+                "STUN attributes do not stack on each other: write"
+                " STUN(...)/attr1/attr2 or STUN(attributes=[attr1, attr2])"
+            )
+        super().add_payload(payload)
+
     @property
     def attribute_name(self) -> str:
         return proto.attribute_name(self.type)
@@ -753,10 +761,89 @@ def dispatch_attribute(data: bytes, _parent: Packet | None = None, **kwargs: Any
     return cls(data, _parent=_parent, **kwargs)
 
 
+def _address_value(value: Any) -> dict[str, Any]:
+    """("192.0.2.1", 3478), an Address, or "192.0.2.1:3478" / "[2001:db8::1]:3478"."""
+    if isinstance(value, proto.Address):
+        return {"address": value.address, "port": value.port}
+    if isinstance(value, tuple) and len(value) == 2:
+        return {"address": str(value[0]), "port": int(value[1])}
+    if isinstance(value, str):
+        host, _, port = value.rpartition(":")
+        if host and port.isdigit():
+            return {"address": host.strip("[]"), "port": int(port)}
+    raise ValueError(f"an address value is (address, port) or 'address:port', not {value!r}")
+
+
+def _error_value(value: Any) -> dict[str, Any]:
+    code, reason = value if isinstance(value, tuple) else (value, "")
+    return {"error_class": int(code) // 100, "number": int(code) % 100, "reason": reason}
+
+
+def _flags_value(value: Any) -> dict[str, Any]:
+    flags = int(value)
+    return {"change_ip": (flags >> 2) & 1, "change_port": (flags >> 1) & 1}
+
+
+# How ``value=`` maps onto each kind's fields (kinds whose field is called "value" need none).
+_VALUE_OF_KIND: dict[str, Any] = {
+    "address": _address_value,
+    "xor-address": _address_value,
+    "error-code": _error_value,
+    "attr-list": lambda v: {
+        "codes": [proto.parse_attribute_code(c) if isinstance(c, str) else c for c in v]
+    },
+    "crc32": lambda v: {"crc": v},
+    "hmac-sha1": lambda v: {"hmac": v},
+    "hmac-sha256": lambda v: {"hmac": v},
+    "channel": lambda v: {"channel": v},
+    "transport": lambda v: {"protocol": v},
+    "family": lambda v: {"family": v},
+    "even-port": lambda v: {"reserve_next": int(bool(v))},
+    "flags": _flags_value,
+    "counter": lambda v: {"request": v[0], "response": v[1]},
+    "icmp": lambda v: {
+        "icmp_type": v[0],
+        "icmp_code": v[1],
+        "error_data": v[2] if len(v) > 2 else 0,
+    },
+    "addr-error": lambda v: {"family": v[0], **_error_value(tuple(v[1:]) if len(v) > 2 else v[1])},
+    "empty": lambda v: {},
+    "pw-alg": lambda v: (
+        {"algorithm": v} if isinstance(v, int) else {"algorithm": v[0], "params": v[1]}
+    ),
+    "pw-algs": lambda v: {
+        "algorithms": [
+            STUNPasswordAlgorithm(algorithm=a)
+            if isinstance(a, int)
+            else STUNPasswordAlgorithm(algorithm=a[0], params=a[1])
+            for a in v
+        ]
+    },
+}
+
+
 def make_attribute(name: str | int, **fields: Any) -> STUNAttribute:
     """Build an attribute by registry name or code with the right class for its kind.
 
-    ``make_attribute("XOR-MAPPED-ADDRESS", address="192.0.2.1", port=32853)``
+    ``make_attribute("XOR-MAPPED-ADDRESS", address="192.0.2.1", port=32853)``; every kind
+    also takes ``value=`` (``("192.0.2.1", 32853)``, ``17`` for REQUESTED-TRANSPORT,
+    ``(401, "Unauthorized")`` for ERROR-CODE...). A keyword the attribute has no field
+    for is a TypeError naming the fields it has.
     """
     code = proto.parse_attribute_code(name) if isinstance(name, str) else name
-    return KIND_CLASSES[proto.attribute_kind(code)](type=code, **fields)
+    kind = proto.attribute_kind(code)
+    cls = KIND_CLASSES[kind]
+    if "value" in fields and kind in _VALUE_OF_KIND:
+        try:
+            fields = {**_VALUE_OF_KIND[kind](fields.pop("value")), **fields}
+        except (TypeError, ValueError, IndexError) as exc:
+            raise TypeError(f"{proto.attribute_name(code)} value=: {exc}") from None
+    known = [f.name for f in cls.fields_desc]
+    unknown = [key for key in fields if key not in known]
+    if unknown:
+        shown = [f for f in known if f not in ("type", "length", "padding")]
+        raise TypeError(
+            f"{proto.attribute_name(code)} has no field {unknown[0]!r}: its fields are"
+            f" {', '.join(shown) or '(none)'} (or value=)"
+        )
+    return cls(type=code, **fields)

@@ -34,6 +34,7 @@ from .attributes import (
     STUNAttrFingerprint,
     STUNAttribute,
     STUNAttrMessageIntegrity,
+    STUNTrailingBytes,
     dispatch_attribute,
 )
 from .channeldata import ChannelData
@@ -45,18 +46,52 @@ _SUMMARY_KINDS = frozenset({"address", "xor-address", "error-code"})
 _SUMMARY_CODES = frozenset({proto.SOFTWARE, proto.REALM})
 
 
+class MessageType(int):
+    """A message type that shows itself as 'Binding Request (0x0001)' (in ``ls()`` and
+    ``repr``) and is an int everywhere else (``str`` stays the number)."""
+
+    def __repr__(self) -> str:
+        return f"{proto.message_type_name(self)} (0x{self:04x})"
+
+    __str__ = int.__repr__
+
+
+class HexWord(int):
+    """A 32-bit value that shows itself in hex (the magic cookie: 0x2112a442)."""
+
+    def __repr__(self) -> str:
+        return f"0x{self:08x}"
+
+    __str__ = int.__repr__
+
+
 class MessageTypeField(XShortField):
     """Message type shown as 'Binding Success Response (0x0101)'; accepts such names."""
 
     def any2i(self, pkt: Packet | None, x: Any) -> Any:
         if isinstance(x, str):
-            return proto.parse_message_type(x)
-        return super().any2i(pkt, x)
+            return MessageType(proto.parse_message_type(x))
+        value = super().any2i(pkt, x)
+        return MessageType(value) if isinstance(value, int) else value
+
+    def m2i(self, pkt: Packet | None, x: int) -> int:
+        return MessageType(x)
 
     def i2repr(self, pkt: Packet | None, x: int | None) -> str:
         if x is None:
             return "None"
         return f"{proto.message_type_name(x)} (0x{x:04x})"
+
+
+class CookieField(XIntField):
+    """The magic cookie, shown in hex wherever Scapy shows a value."""
+
+    def any2i(self, pkt: Packet | None, x: Any) -> Any:
+        value = super().any2i(pkt, x)
+        return HexWord(value) if isinstance(value, int) else value
+
+    def m2i(self, pkt: Packet | None, x: int) -> int:
+        return HexWord(x)
 
 
 def _attributes_field() -> PacketListField:
@@ -76,17 +111,19 @@ def _splice(data: bytes, offset: int, value: bytes) -> bytes:
 class STUN(Packet):
     """A STUN message (RFC 5389/8489): 20-byte header with the magic cookie, then attributes.
 
-    ``STUN(type="Binding Request", attributes=[...])`` builds one: the length is filled
-    in, the transaction ID is random unless given, and MESSAGE-INTEGRITY (with ``key=``)
-    and FINGERPRINT attributes left without a value are computed over the built message.
+    ``STUN(type="Binding Request", attributes=[...])`` builds one, and so does
+    ``STUN(type="Binding Request") / make_attribute(...) / make_attribute(...)``: the
+    length is filled in, the transaction ID is random unless given, and MESSAGE-INTEGRITY
+    (with ``key=``) and FINGERPRINT attributes left without a value are computed over the
+    built message.
     """
 
     name = "STUN"
     match_subclass = True
     fields_desc = [
-        MessageTypeField("type", 0x0001),
+        MessageTypeField("type", MessageType(0x0001)),
         ShortField("length", None),
-        XIntField("magic_cookie", proto.MAGIC_COOKIE),
+        CookieField("magic_cookie", HexWord(proto.MAGIC_COOKIE)),
         XStrFixedLenField("transaction_id", None, 12),
         _attributes_field(),
     ]
@@ -154,6 +191,27 @@ class STUN(Packet):
         return self.post_build(self.self_build(), b"")
 
     # -- building ------------------------------------------------------------------------
+
+    def add_payload(self, payload: Any) -> None:
+        """``STUN(...)/make_attribute(...)`` appends the attribute, as DHCP6 options stack:
+        the length is computed again when built (set by hand before, it is dropped). Other
+        payloads (Raw, Padding...) follow the message as in any Scapy layer."""
+        if isinstance(payload, STUNAttribute | STUNTrailingBytes):
+            self.attributes = [*self.attributes, payload]
+            self.length = None
+            return
+        if isinstance(payload, list | tuple) and all(isinstance(p, STUNAttribute) for p in payload):
+            self.attributes = [*self.attributes, *payload]
+            self.length = None
+            return
+        super().add_payload(payload)
+
+    def __truediv__(self, other: Any) -> Packet:
+        if isinstance(other, list | tuple):  # STUN()/[attr1, attr2]
+            clone = self.copy()
+            clone.add_payload([a.copy() for a in other])
+            return clone
+        return super().__truediv__(other)  # type: ignore[no-any-return]
 
     def self_build(self) -> bytes:
         # XOR-coded attributes read the key from their parent: make sure it is this
@@ -246,7 +304,7 @@ class STUNClassic(STUN):
 
     name = "STUN classic"
     fields_desc = [
-        MessageTypeField("type", 0x0001),
+        MessageTypeField("type", MessageType(0x0001)),
         ShortField("length", None),
         XStrFixedLenField("transaction_id", None, 16),
         _attributes_field(),

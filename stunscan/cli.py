@@ -66,23 +66,96 @@ Inputs = Annotated[
 ]
 
 
+# MESSAGE-INTEGRITY credentials: one definition, shared by decode and explain.
+Password = Annotated[
+    str | None,
+    typer.Option(
+        help="Check MESSAGE-INTEGRITY: short-term password alone; long-term with --username"
+        " and --realm (taken from the message when it carries them).",
+        rich_help_panel="MESSAGE-INTEGRITY",
+    ),
+]
+Username = Annotated[
+    str | None,
+    typer.Option(help="Long-term username.", rich_help_panel="MESSAGE-INTEGRITY"),
+]
+Realm = Annotated[
+    str | None,
+    typer.Option(help="Long-term realm.", rich_help_panel="MESSAGE-INTEGRITY"),
+]
+KeyHex = Annotated[
+    str | None,
+    typer.Option("--key", help="The HMAC key itself, in hex.", rich_help_panel="MESSAGE-INTEGRITY"),
+]
+
+
+def _credentials(
+    password: str | None, username: str | None, realm: str | None, key: str | None
+) -> proto.Credentials | None:
+    """The credentials given, checked; None when none were."""
+    if key is not None:
+        if password is not None:
+            _fail("--key and --password: give one")
+        try:
+            return proto.Credentials(key=bytes.fromhex(key))
+        except ValueError:
+            _fail(f"--key is not hex: {key!r}")
+    if password is None:
+        if username is not None or realm is not None:
+            _fail("--username and --realm need --password")
+        return None
+    try:
+        proto.saslprep(password)
+    except ValueError as exc:
+        _fail(f"--password: {exc}")
+    return proto.Credentials(password, username, realm)
+
+
+_told: set[str] = set()
+
+
+def _integrity(message: Any, credentials: proto.Credentials | None) -> list[tuple[str, bool]]:
+    """(attribute name, valid) for each MESSAGE-INTEGRITY(-SHA256) the credentials check;
+    a key that can't be made for a message is said once, not once per message."""
+    if credentials is None or not hasattr(message, "message_bytes"):
+        return []
+    wire = message.message_bytes()
+    try:
+        key = proto.derive_key(wire, credentials).key
+    except ValueError as exc:
+        if str(exc) not in _told:
+            _told.add(str(exc))
+            errors.print(f"stunscan: {exc}", markup=False, highlight=False)
+        return []
+    return [(proto.attribute_name(a.code), ok) for a, _, ok in proto.integrity_results(wire, key)]
+
+
 @app.command()
 def decode(
     inputs: Inputs,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False,
+    password: Password = None,
+    username: Username = None,
+    realm: Realm = None,
+    key: KeyHex = None,
 ) -> None:
     """Dissect STUN messages with the Scapy layer and show every attribute decoded."""
     from stunscan.capture.sources import SourceError, read_sources
     from stunscan.render.messages import message_panel
 
+    credentials = _credentials(password, username, realm, key)
     count = 0
     try:
         for found in read_sources(inputs):
             count += 1
+            checked = _integrity(found.message, credentials)
             if as_json:
-                print(json.dumps(_message_json(found.origin, found.message)), flush=True)
+                record = _message_json(found.origin, found.message)
+                if credentials is not None:
+                    record["integrity"] = {name: ok for name, ok in checked}
+                print(json.dumps(record), flush=True)
             else:
-                console.print(message_panel(found.origin, found.message))
+                console.print(message_panel(found.origin, found.message, checked))
     except SourceError as exc:
         _fail(str(exc))
     if not count:
@@ -123,12 +196,18 @@ def explain(
             help="With no MESSAGE: 'shadowserver' (the report's 20-byte probe) or 'binding'."
         ),
     ] = "shadowserver",
+    password: Password = None,
+    username: Username = None,
+    realm: Realm = None,
+    key: KeyHex = None,
 ) -> None:
-    """Show how a STUN message is built, byte by byte (for teaching)."""
+    """Show how a STUN message is built, byte by byte (for teaching): the type's bits,
+    FINGERPRINT and MESSAGE-INTEGRITY worked out, and why a response amplifies."""
     from stunscan.capture.sources import SourceError, read_sources
     from stunscan.layers import STUN, make_attribute
-    from stunscan.render.messages import explain_table
+    from stunscan.render.teach import explain_view
 
+    credentials = _credentials(password, username, realm, key)
     if message is None:
         if probe == "shadowserver":
             pkt = STUN(proto.REFERENCE_PROBE)
@@ -155,7 +234,21 @@ def explain(
     for pkt in messages:
         if not hasattr(pkt, "attributes"):
             _fail(f"not a STUN message: {pkt.summary()}")
-        console.print(explain_table(pkt))
+        console.print(explain_view(pkt, credentials))
+
+
+@app.command()
+def shell(
+    pcaps: Annotated[
+        Path | None,
+        typer.Option(help="Folder of captures to preload (default: the project's pcaps/)."),
+    ] = None,
+) -> None:
+    """Scapy's interactive console with the STUN layers, the protocol helpers and the
+    project's captures preloaded."""
+    from stunscan.shell import PROJECT_PCAPS, run
+
+    run(pcaps or PROJECT_PCAPS)
 
 
 @app.command()

@@ -435,6 +435,11 @@ def encode_xor_address(address: str, port: int, xor_key: bytes) -> bytes:
 # --------------------------------------------------------------------------- integrity
 
 
+def crc32(data: bytes) -> int:
+    """The CRC-32 FINGERPRINT starts from (ISO-HDLC, as zlib and Ethernet compute it)."""
+    return zlib.crc32(data) & 0xFFFFFFFF
+
+
 def fingerprint(data: bytes) -> int:
     """FINGERPRINT value over ``data`` (the message up to the attribute)."""
     return (zlib.crc32(data) ^ FINGERPRINT_XOR) & 0xFFFFFFFF
@@ -496,9 +501,31 @@ def short_term_key(password: str) -> bytes:
     return saslprep(password).encode()
 
 
-def long_term_key(username: str, realm: str, password: str, algorithm: str = "md5") -> bytes:
-    """Long-term credential key: MD5 or SHA-256 of 'username:realm:password' (RFC 8489 9.2.2)."""
-    material = f"{username}:{realm}:{saslprep(password)}".encode()
+def _material(value: str | bytes, what: str) -> bytes:
+    """A key ingredient as bytes: text is UTF-8, bytes (REALM's value as sent) are taken as
+    they are; anything else is a mistake that would otherwise be hashed as its repr."""
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
+
+
+def long_term_key(
+    username: str | bytes, realm: str | bytes, password: str | bytes, algorithm: str = "md5"
+) -> bytes:
+    """Long-term credential key: MD5 or SHA-256 of 'username:realm:password' (RFC 8489 9.2.2).
+
+    The password is SASLprep'd (bytes are decoded as UTF-8 first); the username and realm
+    may be given as the bytes a message carries (``get_attribute("REALM").value``).
+    """
+    if isinstance(password, bytes | bytearray | memoryview):
+        password = bytes(password).decode("utf-8")
+    elif not isinstance(password, str):
+        raise TypeError(f"password must be str or bytes, not {type(password).__name__}")
+    material = b":".join(
+        (_material(username, "username"), _material(realm, "realm"), saslprep(password).encode())
+    )
     if algorithm.lower() in ("md5", "1"):
         return hashlib.md5(material).digest()
     if algorithm.lower() in ("sha256", "sha-256", "2"):
@@ -506,9 +533,97 @@ def long_term_key(username: str, realm: str, password: str, algorithm: str = "md
     raise ValueError(f"unknown password algorithm {algorithm!r}")
 
 
-def userhash(username: str, realm: str) -> bytes:
+def userhash(username: str | bytes, realm: str | bytes) -> bytes:
     """USERHASH value: SHA-256 of 'username:realm' (RFC 8489 14.4)."""
-    return hashlib.sha256(f"{username}:{realm}".encode()).digest()
+    return hashlib.sha256(
+        _material(username, "username") + b":" + _material(realm, "realm")
+    ).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a user knows to check MESSAGE-INTEGRITY: a password (short-term alone, long-term
+    with a username and realm), or the HMAC key itself."""
+
+    password: str | None = None
+    username: str | None = None
+    realm: str | None = None
+    key: bytes | None = None
+
+    @property
+    def long_term(self) -> bool:
+        return self.username is not None or self.realm is not None
+
+    def __bool__(self) -> bool:
+        return self.password is not None or self.key is not None
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedKey:
+    """An HMAC key and how it was made, in words and numbers (for ``explain``)."""
+
+    key: bytes
+    how: str
+    material: bytes = b""
+    """The bytes hashed into a long-term key ('user:realm:password'), for the walk-through."""
+
+
+def _string_attribute(message: bytes, code: int) -> bytes | None:
+    for attr in iter_attributes(message, HEADER_SIZE + message_length_field(message)):
+        if attr.code == code and not attr.truncated:
+            return attr.value
+    return None
+
+
+def derive_key(message: bytes, credentials: Credentials) -> DerivedKey:
+    """The key to check ``message``'s integrity with: ``key`` as given; a short-term key
+    (SASLprep(password)); or a long-term one, MD5 unless the message's PASSWORD-ALGORITHM
+    says SHA-256, from the username and realm given or, when not given, the message's own
+    USERNAME and REALM. ValueError if a long-term ingredient is missing or SASLprep fails."""
+    if credentials.key is not None:
+        return DerivedKey(credentials.key, "the key given (--key)")
+    if credentials.password is None:
+        raise ValueError("no password and no key")
+    if not credentials.long_term:
+        key = short_term_key(credentials.password)
+        return DerivedKey(key, "short-term: the key is SASLprep(password) itself (RFC 8489 9.1.1)")
+    username = (
+        credentials.username.encode()
+        if credentials.username is not None
+        else _string_attribute(message, USERNAME)
+    )
+    realm = (
+        credentials.realm.encode()
+        if credentials.realm is not None
+        else _string_attribute(message, REALM)
+    )
+    if username is None or realm is None:
+        missing = "username" if username is None else "realm"
+        raise ValueError(f"a long-term key needs the {missing} (the message carries none)")
+    algorithm = "md5"
+    chosen = _string_attribute(message, PASSWORD_ALGORITHM)
+    if chosen is not None and len(chosen) >= 2 and int.from_bytes(chosen[:2], "big") == 2:
+        algorithm = "sha256"
+    key = long_term_key(username, realm, credentials.password, algorithm)
+    material = username + b":" + realm + b":" + saslprep(credentials.password).encode()
+    name = "MD5" if algorithm == "md5" else "SHA-256 (the message's PASSWORD-ALGORITHM)"
+    how = f"long-term: {name} of username:realm:SASLprep(password) (RFC 8489 9.2.2)"
+    return DerivedKey(key, how, material)
+
+
+def integrity_results(message: bytes, key: bytes) -> list[tuple[RawAttribute, bytes, bool]]:
+    """Every MESSAGE-INTEGRITY and MESSAGE-INTEGRITY-SHA256 of ``message``: the attribute,
+    the HMAC computed with ``key`` over what it covers, and whether it matches."""
+    results = []
+    for attr in iter_attributes(message, HEADER_SIZE + message_length_field(message)):
+        if attr.code in INTEGRITY_ATTRIBUTES and not attr.truncated:
+            digest = hmac_sha1 if attr.code == MESSAGE_INTEGRITY else hmac_sha256
+            expected = digest(key, covered_prefix(message, attr.offset, attr.length))
+            ok = integrity_length_ok(attr.code, attr.length) and hmac.compare_digest(
+                expected[: attr.length], attr.value
+            )
+            results.append((attr, expected, ok))
+    return results
 
 
 # --------------------------------------------------------------------------- walking
@@ -566,6 +681,15 @@ def check_fingerprint(message: bytes) -> bool | None:
     return None
 
 
+def integrity_length_ok(code: int, length: int) -> bool:
+    """MESSAGE-INTEGRITY is 20 bytes; MESSAGE-INTEGRITY-SHA256 16 to 32, a multiple of 4
+    (RFC 8489 14.6). Any other length never verifies: a zero-length HMAC would otherwise
+    compare equal to the first zero bytes of any digest, whatever the key."""
+    if code == MESSAGE_INTEGRITY:
+        return length == 20
+    return 16 <= length <= 32 and length % 4 == 0
+
+
 def check_integrity(message: bytes, key: bytes) -> bool | None:
     """Verify the first MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256 with ``key``.
 
@@ -573,6 +697,8 @@ def check_integrity(message: bytes, key: bytes) -> bool | None:
     """
     for attr in iter_attributes(message, HEADER_SIZE + message_length_field(message)):
         if attr.code in INTEGRITY_ATTRIBUTES and not attr.truncated:
+            if not integrity_length_ok(attr.code, attr.length):
+                return False
             digest = hmac_sha1 if attr.code == MESSAGE_INTEGRITY else hmac_sha256
             data = covered_prefix(message, attr.offset, attr.length)
             expected = digest(key, data)[: attr.length]

@@ -145,10 +145,16 @@ def _running(command: list[str], server: LabServer, folder: Path) -> Iterator[La
 
 
 @contextlib.contextmanager
-def coturn(auth: bool = False, ipv6: bool = True, port: int | None = None) -> Iterator[LabServer]:
+def coturn(
+    auth: bool = False,
+    ipv6: bool = True,
+    port: int | None = None,
+    extra: tuple[str, ...] = (),
+) -> Iterator[LabServer]:
     """coturn on 127.0.0.1 (and ::1), UDP and TCP; with ``auth``, long-term credentials
     (alice / secret, realm example.org), so an Allocate without them gets a 401.
-    ``port`` (and the next) must be free; by default a free pair is chosen."""
+    ``port`` (and the next) must be free; by default a free pair is chosen. ``extra`` are
+    more turnserver options (``--no-software-attribute``...), added last."""
     hosts = ("127.0.0.1", "::1") if ipv6 else ("127.0.0.1",)
     port = port or free_port_pair(hosts)
     with tempfile.TemporaryDirectory(prefix="stunscan-coturn-") as name:
@@ -169,6 +175,7 @@ def coturn(auth: bool = False, ipv6: bool = True, port: int | None = None) -> It
         ]
         if auth:
             command += ["--lt-cred-mech", "--user=alice:secret", "--realm=example.org"]
+        command += extra
         with _running(command, server, folder) as running:
             yield running
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from stunscan.probe import HostReport, VariantResult
 from stunscan.probe.exchange import Exchange
+from stunscan.probe.why import exchange_budget, why
 from stunscan.record import Record
 from stunscan.text import endpoint_text
 
@@ -61,6 +62,9 @@ def _result_json(result: VariantResult) -> dict[str, Any]:
     }
     if record is not None:
         out["response"] = record.as_json()
+    plan = exchange_budget(exchange)
+    if plan is not None:
+        out["budget"] = plan.as_json()
     return out
 
 
@@ -83,6 +87,9 @@ def host_json(report: HostReport) -> dict[str, Any]:
         },
         "results": [_result_json(r) for r in report.results],
     }
+    reason = why(report)
+    if reason is not None:
+        out["advice"] = reason.advice.as_json()
     if report.nat is not None:
         nat = report.nat
         out["nat"] = {

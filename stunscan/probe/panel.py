@@ -12,6 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from stunscan.probe.nat import mapped_address
+from stunscan.probe.why import why
+from stunscan.render.budget import budget_group
 from stunscan.render.cells import cell, endpoint
 from stunscan.render.messages import attributes_table, response_label
 
@@ -95,6 +97,13 @@ def probe_panel(report: Any) -> Panel:
         parts += [cell(heading, "bold"), attributes_table(message)]
     if report.nat is not None:
         parts += [Text("NAT behaviour (RFC 5780)", style="bold"), nat_table(report.nat), Text("")]
+    reason = why(report)
+    if reason is not None:
+        heading = (
+            f"Why it amplifies ({reason.result.variant}:"
+            f" {reason.budget.response_size} bytes / {reason.budget.request_size})"
+        )
+        parts += [Text(heading, style="bold"), budget_group(reason.budget, reason.advice)]
     verdict = report.verdict()
     style = "bold red" if verdict.startswith("AMPLIFIER") else "bold"
     parts.append(Text(verdict, style=style))

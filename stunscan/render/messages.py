@@ -17,8 +17,11 @@ from stunscan.render.cells import cell, check_mark, hex_preview
 from stunscan.text import printable
 
 
-def message_panel(origin: str, message: Any) -> Panel:
-    """One dissected message: header facts, then every attribute decoded."""
+def message_panel(
+    origin: str, message: Any, integrity: list[tuple[str, bool]] | None = None
+) -> Panel:
+    """One dissected message: header facts, then every attribute decoded; ``integrity`` the
+    MESSAGE-INTEGRITY(-SHA256) verdicts when a key was given."""
     reasons: list[str] = (
         message.malformed_reasons() if hasattr(message, "malformed_reasons") else []
     )
@@ -33,6 +36,8 @@ def message_panel(origin: str, message: Any) -> Panel:
         facts.add_row("cookie", f"0x{message.magic_cookie:08x}")
     facts.add_row("transaction", bytes(message.transaction_id).hex())
     facts.add_row("fingerprint", check_mark(message.fingerprint_ok()))
+    for name, ok in integrity or ():
+        facts.add_row(name.lower(), check_mark(ok))
     table = Table(show_edge=False, header_style="bold")
     for column in ("#", "attribute", "len", "value"):
         table.add_column(column, overflow="fold")
@@ -59,8 +64,11 @@ def message_panel(origin: str, message: Any) -> Panel:
     return Panel(Group(*parts), title=cell(origin), title_align="left")
 
 
-def explain_table(message: Any) -> Table:
-    """The message byte by byte: offset, bytes, field, what they mean (for teaching)."""
+def explain_table(message: Any, integrity: dict[int, bool] | None = None) -> Table:
+    """The message byte by byte: offset, bytes, field, what they mean (for teaching).
+
+    ``integrity`` maps the offset of each MESSAGE-INTEGRITY(-SHA256) to its verdict when a
+    key was given (``render.teach.integrity_verdicts``)."""
     wire = message.message_bytes()
     table = Table(header_style="bold", show_lines=False)
     table.add_column("offset", justify="right", style="cyan")
@@ -121,7 +129,7 @@ def explain_table(message: Any) -> Table:
             str(offset + 4),
             hex_preview(value, 32),
             "  value",
-            cell(_value_meaning(attr, value, key, wire, offset)),
+            cell(_value_meaning(attr, value, key, wire, offset, integrity or {})),
         )
         padding = raw[4 + len(value) :]
         if padding:
@@ -135,7 +143,9 @@ def explain_table(message: Any) -> Table:
     return table
 
 
-def _value_meaning(attr: Any, value: bytes, key: bytes, wire: bytes, offset: int) -> str:
+def _value_meaning(
+    attr: Any, value: bytes, key: bytes, wire: bytes, offset: int, integrity: dict[int, bool]
+) -> str:
     problem = attr.problem()
     if problem:
         return f"MALFORMED: {problem}"
@@ -150,14 +160,18 @@ def _value_meaning(attr: Any, value: bytes, key: bytes, wire: bytes, offset: int
     if attr.kind == "crc32":
         computed = proto.fingerprint(proto.covered_prefix(wire, offset, 4))
         verdict = "valid" if computed == attr.decoded else f"INVALID (computed 0x{computed:08x})"
-        return f"CRC-32 of bytes 0..{offset} xor 0x5354554e = 0x{attr.decoded:08x}: {verdict}"
+        return f"CRC-32 of bytes 0..{offset - 1} xor 0x5354554e = 0x{attr.decoded:08x}: {verdict}"
     kind = proto.attribute_kind(attr.type)
     if kind in ("hmac-sha1", "hmac-sha256"):
         algorithm = "HMAC-SHA1" if kind == "hmac-sha1" else "HMAC-SHA256"
-        return (
-            f"{algorithm} of bytes 0..{offset}, header length set to end here;"
-            " needs the key to verify"
+        verdict = (
+            "needs the key to verify"
+            if offset not in integrity
+            else "valid"
+            if integrity[offset]
+            else "INVALID"
         )
+        return f"{algorithm} of bytes 0..{offset - 1}, header length set to end here: {verdict}"
     return attr.value_text()
 
 

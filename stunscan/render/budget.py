@@ -1,0 +1,69 @@
+"""The amplification budget and the advice, for people: a table of the answer's parts with
+their share of the factor, then the settings that would lower it."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from stunscan.advice import Advice
+from stunscan.budget import NEEDED, REMOVABLE, Budget, minimum_line
+from stunscan.render.cells import cell
+
+_STYLES = {NEEDED: "green", REMOVABLE: "bold yellow"}
+
+
+def budget_table(plan: Budget) -> Table:
+    """One row per part: bytes, share of the factor, needed or not and why."""
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    table.add_column("part", no_wrap=True)
+    table.add_column("bytes", justify="right")
+    table.add_column(f"of {plan.factor:.2f}x", justify="right")
+    table.add_column("verdict")
+    table.add_column("why", overflow="fold")
+    for part in plan.parts:
+        table.add_row(
+            cell(part.name),
+            str(part.size),
+            f"{part.share:.2f}",
+            Text(part.verdict, style=_STYLES.get(part.verdict, "")),
+            cell(part.why),
+        )
+    table.add_row(
+        "total", str(plan.response_size), f"{plan.factor:.2f}", "", f"/ {plan.request_size} sent"
+    )
+    return table
+
+
+def budget_lines(plan: Budget) -> list[str]:
+    """The same in sentences: 'SOFTWARE 28 bytes = 1.40 of 4.60x (removable: ...)'."""
+    lines = [
+        f"{part.line(plan.factor)} ({part.verdict}{': ' + part.why if part.why else ''})"
+        for part in plan.parts
+    ]
+    if plan.known:
+        lines.append(
+            f"needed: {plan.minimum_size} bytes = {plan.minimum_factor:.2f}x; "
+            + minimum_line(plan.ipv6, plan.request_size)
+        )
+    return lines
+
+
+def budget_group(plan: Budget, advice: Advice | None = None) -> Group:
+    """The table, the minimum, and the advice if any."""
+    parts: list[object] = [budget_table(plan)]
+    if plan.known:
+        parts.append(
+            Text(
+                f"needed: {plan.minimum_size} bytes = {plan.minimum_factor:.2f}x; "
+                + minimum_line(plan.ipv6, plan.request_size)
+            )
+        )
+    else:
+        parts.append(Text("not a Binding success: parts are not judged", style="dim"))
+    if advice is not None:
+        parts.append(Text("How to lower it", style="bold"))
+        parts += [cell(f"- {line}") for line in advice.lines()]
+    return Group(*parts)  # type: ignore[arg-type]
