@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from stunscan import __version__
+from stunscan import options as opt
 from stunscan import protocol as proto
 
 app = typer.Typer(
@@ -181,6 +182,8 @@ def pcap(
     from stunscan.pcap.parallel import worker_count
     from stunscan.pcap.run import run_capture_analysis
 
+    _check_numbers(table_rows=(table_rows, opt.TABLE_ROWS), workers=(workers, opt.WORKERS))
+
     try:
         run_capture_analysis(
             inputs,
@@ -250,8 +253,12 @@ def probe(
         _fail("--no-udp leaves nothing to ask: add --tcp")
     if ipv4 and ipv6:
         _fail("-4 and -6 together leave no address")
-    if timeout < 0 or rto <= 0 or transmissions < 1 or parallel < 1:
-        _fail("--timeout must be >= 0, --rto > 0, --transmissions and --parallel >= 1")
+    _check_numbers(
+        timeout=(timeout, opt.TIMEOUT),
+        rto=(rto, opt.RTO),
+        transmissions=(transmissions, opt.TRANSMISSIONS),
+        parallel=(parallel, opt.PARALLEL),
+    )
     family = socket.AF_INET if ipv4 else socket.AF_INET6 if ipv6 else socket.AF_UNSPEC
     settings = Probe(
         chosen, udp, tcp, Timing(rto=rto, transmissions=transmissions, timeout=timeout)
@@ -354,12 +361,21 @@ def scan(
         _fail(str(exc))
     if probe not in PROBES:
         _fail(f"unknown probe {probe!r} (choose from {', '.join(PROBES)})")
-    if not 1 <= probes <= 255 or rate < 0 or cooldown < 0 or shards < 1:
-        _fail("--probes must be 1 to 255, --rate and --cooldown >= 0, --shards >= 1")
-    if not 1 <= senders <= 64:
-        _fail("--senders must be 1 to 64")
-    if max_targets is not None and max_targets < 0:
-        _fail("--max-targets must be >= 0")
+    _check_numbers(
+        probes=(probes, opt.PROBES),
+        rate=(rate, opt.RATE),
+        cooldown=(cooldown, opt.COOLDOWN),
+        senders=(senders, opt.SENDERS),
+        shards=(shards, opt.SHARDS),
+        max_targets=(max_targets, opt.MAX_TARGETS),
+        table_rows=(table_rows, opt.TABLE_ROWS),
+    )
+    if not 0 <= shard < shards:
+        _fail(f"--shard must be 0 to {shards - 1} (--shards {shards}), not {shard}")
+    try:
+        bits = opt.bits_per_second(bandwidth) if bandwidth is not None else None
+    except opt.OptionError as exc:
+        _fail(str(exc))
     options = ScanOptions(
         targets=targets or [],
         ports=ports,
@@ -373,7 +389,7 @@ def scan(
         probe=probe,
         probes=probes,
         rate=rate,
-        bandwidth=_bits_per_second(bandwidth) if bandwidth else None,
+        bandwidth=bits,
         cooldown=cooldown,
         interface=interface,
         source_ips=source_ip or [],
@@ -399,17 +415,12 @@ def scan(
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
 
 
-def _bits_per_second(text: str) -> float:
-    units = {"K": 1e3, "M": 1e6, "G": 1e9}
-    scale = units.get(text[-1:].upper(), 1.0)
-    number = text[:-1] if scale != 1.0 else text
+def _check_numbers(**values: tuple[float | None, opt.Range]) -> None:
+    """Every numeric option finite and in its range (stunscan.options), or one line, exit 2."""
     try:
-        value = float(number) * scale
-    except ValueError:
-        _fail(f"not a bandwidth: {text!r} (10M, 1G...)")
-    if value <= 0:
-        _fail("--bandwidth must be > 0")
-    return value
+        opt.check_all(**values)
+    except opt.OptionError as exc:
+        _fail(str(exc))
 
 
 def main() -> None:
