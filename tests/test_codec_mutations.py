@@ -12,19 +12,19 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from stunscan import codec
-from stunscan.layers import STUN
-
-from corpus import CORPUS, needs_corpus
-from mutations import seed_messages
 from mutations import mutate as damage
+from mutations import seed_messages
 from test_codec_differential import (
     assert_agree_on_datagram,
     assert_agree_on_stream,
     codec_view,
     scapy_view,
 )
+
+from stunscan import codec
+from stunscan.layers import STUN
+
+from corpus import CORPUS, needs_corpus
 
 SEEDS = seed_messages()
 

@@ -33,10 +33,10 @@ SHOWN = 20
 
 def _check(data: bytes) -> tuple[str, str] | None:
     """None if all agree, else (kind, what): kind 'crash' or 'disagreement'."""
+    import test_codec_differential as differential
+
     from stunscan import codec
     from stunscan import protocol as proto
-
-    import test_codec_differential as differential
 
     try:
         differential.assert_agree_on_datagram(data)
