@@ -6,7 +6,6 @@ Scapy is imported inside the commands that use it, never at module level, so tha
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -74,6 +73,7 @@ def decode(
 ) -> None:
     """Dissect STUN messages with the Scapy layer and show every attribute decoded."""
     from stunscan.capture.sources import SourceError, read_sources
+    from stunscan.jsonout import json_text
     from stunscan.render.messages import message_panel
 
     count = 0
@@ -81,7 +81,7 @@ def decode(
         for found in read_sources(inputs):
             count += 1
             if as_json:
-                print(json.dumps(_message_json(found.origin, found.message)), flush=True)
+                print(json_text(_message_json(found.origin, found.message)), flush=True)
             else:
                 console.print(message_panel(found.origin, found.message))
     except SourceError as exc:
