@@ -176,13 +176,21 @@ def pcap(
         int,
         typer.Option(help="Processes for one large pcap file (0: one per core, up to 4)."),
     ] = 0,
+    tcp_buffer: Annotated[
+        int,
+        typer.Option(help="MiB held for TCP reassembly over all flows (oldest evicted first)."),
+    ] = 256,
 ) -> None:
     """Analyse captures offline: find every STUN message, pair requests with responses,
     compute amplification, write the Shadowserver report. Scapy is not used."""
     from stunscan.pcap.parallel import worker_count
     from stunscan.pcap.run import run_capture_analysis
 
-    _check_numbers(table_rows=(table_rows, opt.TABLE_ROWS), workers=(workers, opt.WORKERS))
+    _check_numbers(
+        table_rows=(table_rows, opt.TABLE_ROWS),
+        workers=(workers, opt.WORKERS),
+        tcp_buffer=(tcp_buffer, opt.TCP_BUFFER_MIB),
+    )
 
     try:
         run_capture_analysis(
@@ -194,6 +202,7 @@ def pcap(
             console,
             errors,
             workers or worker_count(),
+            tcp_buffer << 20,
         )
     except OSError as exc:
         _fail(f"cannot write output: {exc}")
