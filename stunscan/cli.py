@@ -355,11 +355,18 @@ def scan(
         str | None, typer.Option("--pcap-out", help="Keep every received frame in this pcap.")
     ] = None,
     table_rows: Annotated[int, typer.Option(help="Servers shown in the terminal table.")] = 20,
+    allow_default_route: Annotated[
+        bool,
+        typer.Option(
+            "--allow-default-route",
+            help="Send to ranges lifted by --allow even when their route is the default route.",
+        ),
+    ] = False,
 ) -> None:
     """Scan many hosts statelessly: raw probes at a set rate, answers validated by keyed
     transaction IDs, rows streamed as they arrive. Needs CAP_NET_RAW (root)."""
     from stunscan.scan.frames import PROBES
-    from stunscan.scan.run import ScanError, ScanOptions, plan_scan
+    from stunscan.scan.run import ScanError, ScanInterrupted, ScanOptions, plan_scan
     from stunscan.scan.run import dry_run as print_targets
     from stunscan.scan.targets import TargetError, parse_ports
 
@@ -409,6 +416,7 @@ def scan(
         pcap_out=pcap_out,
         table_rows=table_rows,
         senders=senders,
+        allow_default_route=allow_default_route,
     )
     try:
         plan = plan_scan(options)
@@ -420,6 +428,10 @@ def scan(
         run_scan(options, console, errors)
     except ScanError as exc:
         _fail(str(exc))
+    except ScanInterrupted:
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:  # before sending began, or while printing --dry-run's order
+        _fail("interrupted", code=130)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
 
@@ -433,4 +445,8 @@ def _check_numbers(**values: tuple[float | None, opt.Range]) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # while starting, before a command could catch it
+        errors.print("stunscan: interrupted", markup=False)
+        sys.exit(130)

@@ -197,6 +197,21 @@ def blocklist(allow: Iterable[str] = (), exclude: Iterable[Span] = ()) -> list[S
     return merge([*subtract(special, lifted), *exclude])
 
 
+def special_purpose_parts(spans: list[Span]) -> list[tuple[Span, str]]:
+    """The parts of ``spans`` (merged) inside special-purpose ranges, each with the range's
+    name: what is scanned only because ``--allow`` lifted it."""
+    parts = []
+    for cidr, name in SPECIAL_PURPOSE:
+        special = parse_target(cidr)
+        for span in spans:
+            if span.version != special.version:
+                continue
+            first, last = max(span.first, special.first), min(span.last, special.last)
+            if first <= last:
+                parts.append((Span(span.version, first, last), name))
+    return parts
+
+
 def read_exclusions(paths: Iterable[Path]) -> list[Span]:
     """``--exclude`` files: one address, CIDR or range per line, ``#`` comments."""
     return [parse_target(line) for path in paths for line in read_lines(path)]
