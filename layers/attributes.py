@@ -412,7 +412,13 @@ class STUNAttrList(STUNAttribute):
     fields_desc = _frame(
         [
             FieldListField(
-                "codes", [], AttributeTypeField("code", 0), length_from=lambda p: p.length
+                "codes",
+                [],
+                AttributeTypeField("code", 0),
+                length_from=lambda p: p.length,
+                # Scapy stops a list at 100 items by default (conf.max_list_count) and the
+                # message then falls back to Raw: allow what a 65,535-byte value holds.
+                max_count=proto.MAX_MESSAGE_LENGTH // 2,
             )
         ],
         0x000A,
@@ -616,6 +622,13 @@ class STUNAttrPasswordAlgorithm(STUNAttribute):
             ShortEnumField("algorithm", 2, proto.PASSWORD_ALGORITHM_NAMES),
             FieldLenField("params_length", None, length_of="params"),
             XStrLenField("params", b"", length_from=lambda p: p.params_length),
+            # What the value holds past the parameters (their padding, or more): the
+            # attribute's length, not the parameters', says where the next one starts.
+            XStrLenField(
+                "params_rest",
+                b"",
+                length_from=lambda p: max((p.length or 0) - 4 - (p.params_length or 0), 0),
+            ),
         ],
         proto.PASSWORD_ALGORITHM,
     )

@@ -6,7 +6,6 @@ Scapy is imported inside the commands that use it, never at module level, so tha
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import typer
 from rich.console import Console
 
 from stunscan import __version__
+from stunscan import options as opt
 from stunscan import protocol as proto
 
 app = typer.Typer(
@@ -141,6 +141,7 @@ def decode(
 ) -> None:
     """Dissect STUN messages with the Scapy layer and show every attribute decoded."""
     from stunscan.capture.sources import SourceError, read_sources
+    from stunscan.jsonout import json_text
     from stunscan.render.messages import message_panel
 
     credentials = _credentials(password, username, realm, key)
@@ -153,7 +154,7 @@ def decode(
                 record = _message_json(found.origin, found.message)
                 if credentials is not None:
                     record["integrity"] = {name: ok for name, ok in checked}
-                print(json.dumps(record), flush=True)
+                print(json_text(record), flush=True)
             else:
                 console.print(message_panel(found.origin, found.message, checked))
     except SourceError as exc:
@@ -268,11 +269,21 @@ def pcap(
         int,
         typer.Option(help="Processes for one large pcap file (0: one per core, up to 4)."),
     ] = 0,
+    tcp_buffer: Annotated[
+        int,
+        typer.Option(help="MiB held for TCP reassembly over all flows (oldest evicted first)."),
+    ] = 256,
 ) -> None:
     """Analyse captures offline: find every STUN message, pair requests with responses,
     compute amplification, write the Shadowserver report. Scapy is not used."""
     from stunscan.pcap.parallel import worker_count
     from stunscan.pcap.run import run_capture_analysis
+
+    _check_numbers(
+        table_rows=(table_rows, opt.TABLE_ROWS),
+        workers=(workers, opt.WORKERS),
+        tcp_buffer=(tcp_buffer, opt.TCP_BUFFER_MIB),
+    )
 
     try:
         run_capture_analysis(
@@ -284,6 +295,7 @@ def pcap(
             console,
             errors,
             workers or worker_count(),
+            tcp_buffer << 20,
         )
     except OSError as exc:
         _fail(f"cannot write output: {exc}")
@@ -343,8 +355,12 @@ def probe(
         _fail("--no-udp leaves nothing to ask: add --tcp")
     if ipv4 and ipv6:
         _fail("-4 and -6 together leave no address")
-    if timeout < 0 or rto <= 0 or transmissions < 1 or parallel < 1:
-        _fail("--timeout must be >= 0, --rto > 0, --transmissions and --parallel >= 1")
+    _check_numbers(
+        timeout=(timeout, opt.TIMEOUT),
+        rto=(rto, opt.RTO),
+        transmissions=(transmissions, opt.TRANSMISSIONS),
+        parallel=(parallel, opt.PARALLEL),
+    )
     family = socket.AF_INET if ipv4 else socket.AF_INET6 if ipv6 else socket.AF_UNSPEC
     settings = Probe(
         chosen, udp, tcp, Timing(rto=rto, transmissions=transmissions, timeout=timeout)
@@ -432,11 +448,18 @@ def scan(
         str | None, typer.Option("--pcap-out", help="Keep every received frame in this pcap.")
     ] = None,
     table_rows: Annotated[int, typer.Option(help="Servers shown in the terminal table.")] = 20,
+    allow_default_route: Annotated[
+        bool,
+        typer.Option(
+            "--allow-default-route",
+            help="Send to ranges lifted by --allow even when their route is the default route.",
+        ),
+    ] = False,
 ) -> None:
     """Scan many hosts statelessly: raw probes at a set rate, answers validated by keyed
     transaction IDs, rows streamed as they arrive. Needs CAP_NET_RAW (root)."""
     from stunscan.scan.frames import PROBES
-    from stunscan.scan.run import ScanError, ScanOptions, plan_scan
+    from stunscan.scan.run import ScanError, ScanInterrupted, ScanOptions, plan_scan
     from stunscan.scan.run import dry_run as print_targets
     from stunscan.scan.targets import TargetError, parse_ports
 
@@ -447,12 +470,21 @@ def scan(
         _fail(str(exc))
     if probe not in PROBES:
         _fail(f"unknown probe {probe!r} (choose from {', '.join(PROBES)})")
-    if not 1 <= probes <= 255 or rate < 0 or cooldown < 0 or shards < 1:
-        _fail("--probes must be 1 to 255, --rate and --cooldown >= 0, --shards >= 1")
-    if not 1 <= senders <= 64:
-        _fail("--senders must be 1 to 64")
-    if max_targets is not None and max_targets < 0:
-        _fail("--max-targets must be >= 0")
+    _check_numbers(
+        probes=(probes, opt.PROBES),
+        rate=(rate, opt.RATE),
+        cooldown=(cooldown, opt.COOLDOWN),
+        senders=(senders, opt.SENDERS),
+        shards=(shards, opt.SHARDS),
+        max_targets=(max_targets, opt.MAX_TARGETS),
+        table_rows=(table_rows, opt.TABLE_ROWS),
+    )
+    if not 0 <= shard < shards:
+        _fail(f"--shard must be 0 to {shards - 1} (--shards {shards}), not {shard}")
+    try:
+        bits = opt.bits_per_second(bandwidth) if bandwidth is not None else None
+    except opt.OptionError as exc:
+        _fail(str(exc))
     options = ScanOptions(
         targets=targets or [],
         ports=ports,
@@ -466,7 +498,7 @@ def scan(
         probe=probe,
         probes=probes,
         rate=rate,
-        bandwidth=_bits_per_second(bandwidth) if bandwidth else None,
+        bandwidth=bits,
         cooldown=cooldown,
         interface=interface,
         source_ips=source_ip or [],
@@ -477,6 +509,7 @@ def scan(
         pcap_out=pcap_out,
         table_rows=table_rows,
         senders=senders,
+        allow_default_route=allow_default_route,
     )
     try:
         plan = plan_scan(options)
@@ -488,22 +521,25 @@ def scan(
         run_scan(options, console, errors)
     except ScanError as exc:
         _fail(str(exc))
+    except ScanInterrupted:
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:  # before sending began, or while printing --dry-run's order
+        _fail("interrupted", code=130)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
 
 
-def _bits_per_second(text: str) -> float:
-    units = {"K": 1e3, "M": 1e6, "G": 1e9}
-    scale = units.get(text[-1:].upper(), 1.0)
-    number = text[:-1] if scale != 1.0 else text
+def _check_numbers(**values: tuple[float | None, opt.Range]) -> None:
+    """Every numeric option finite and in its range (stunscan.options), or one line, exit 2."""
     try:
-        value = float(number) * scale
-    except ValueError:
-        _fail(f"not a bandwidth: {text!r} (10M, 1G...)")
-    if value <= 0:
-        _fail("--bandwidth must be > 0")
-    return value
+        opt.check_all(**values)
+    except opt.OptionError as exc:
+        _fail(str(exc))
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:  # while starting, before a command could catch it
+        errors.print("stunscan: interrupted", markup=False)
+        sys.exit(130)

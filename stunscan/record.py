@@ -11,8 +11,8 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import json
 import math
+import re
 import sys
 import time
 from collections.abc import Iterable
@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from stunscan import protocol as proto
 from stunscan.codec import Message
+from stunscan.jsonout import json_text
 from stunscan.text import printable
 
 COLUMNS = (
@@ -55,8 +56,17 @@ COLUMNS = (
     "response_size",
 )
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_FORMULA_AFTER_COMMA = tuple("," + start for start in _FORMULA_START[:4])
-"""A cell other than the first starting a formula (tab and CR are not printable)."""
+_LOOKALIKES = (
+    "\uff1d\uff0b\uff0d\uff20"  # full-width = + - @
+    "\ufe66\ufe62\ufe63\ufe6b"  # small = + - @
+    "\u207c\u207a\u208c\u208a\u2a75\u2a76\ufb29\u2212"  # super/subscript, ==, minus sign
+)
+"""Characters a spreadsheet may read as = + - @ (their NFKC form, and the minus sign)."""
+_FORMULA_FIRST = frozenset("".join(_FORMULA_START) + _LOOKALIKES)
+_FORMULA_AFTER_COMMA = (*("," + start for start in _FORMULA_START[:4]), ", ")
+"""A cell other than the first that may start a formula (tab and CR are not printable);
+a leading space too, since spreadsheets trim it."""
+_LOOKALIKE = re.compile(f"[{_LOOKALIKES}]")
 _SEPARATORS = len(COLUMNS) - 1
 
 
@@ -231,9 +241,16 @@ def _jsonable(value: Any) -> Any:
 
 def safe_cell(value: str) -> str:
     """Control characters escaped (stund ends SOFTWARE with a NUL), and a cell a
-    spreadsheet would run as a formula defused (OWASP: prefix a quote)."""
+    spreadsheet would run as a formula defused (OWASP: prefix a quote). A formula may hide
+    behind leading spaces (spreadsheets trim them) or start with a look-alike of = + - @
+    (full-width, small, superscript: some spreadsheets normalise them)."""
     value = printable(value)
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return "'" + value if starts_formula(value) else value
+
+
+def starts_formula(value: str) -> bool:
+    """Whether a spreadsheet could take this cell for a formula."""
+    return value[:1] in _FORMULA_FIRST or value.lstrip()[:1] in _FORMULA_FIRST
 
 
 def csv_line(cells: Iterable[str]) -> str:
@@ -247,8 +264,9 @@ def csv_line(cells: Iterable[str]) -> str:
         line.isprintable()
         and '"' not in line
         and line.count(",") == _SEPARATORS
-        and not line.startswith(_FORMULA_START)
+        and not line.startswith((*_FORMULA_START, " "))
         and not any(mark in line for mark in _FORMULA_AFTER_COMMA)
+        and (line.isascii() or not _LOOKALIKE.search(line))
     ):
         return line + "\n"
     out = io.StringIO()
@@ -301,7 +319,7 @@ class JSONLinesWriter:
         self.autoflush = autoflush
 
     def write(self, record: Record) -> None:
-        self.stream.write(json.dumps(record.as_json(), ensure_ascii=False) + "\n")
+        self.stream.write(json_text(record.as_json()) + "\n")
         if self.autoflush:
             self.stream.flush()
 

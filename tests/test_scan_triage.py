@@ -84,6 +84,21 @@ def icmp_frame(v6: bool, kind: int, code: int) -> bytes:
     return ether + b"\x08\x00" + header + _packed(SERVERS4[0]) + _packed(SCANNER4) + body
 
 
+HOSTILE = (
+    " =1+1",
+    "  -2",
+    "\u3000@SUM(A1)",
+    "\uff1d1+1",  # full-width = + - @
+    "\uff0b1",
+    "\uff0d1",
+    "\uff20SUM",
+    "\ufe661",  # small =
+    "\u2212" + "1",  # minus sign
+    "a\u061cb\u2028c\u2029d\u202ee\u2066f",  # bidi controls and line separators
+)
+"""SOFTWARE values a spreadsheet or a terminal would act on: both paths must defuse them."""
+
+
 def message(msg_type: int, ident: bytes, classic: bool = False, extra: bytes = b"") -> bytes:
     """A response (or other class) with XOR-MAPPED-ADDRESS and SOFTWARE, ``extra`` bytes
     after it in the datagram."""
@@ -301,7 +316,10 @@ _ATTRIBUTE = st.one_of(
         st.just(proto.SOFTWARE),
         st.one_of(
             st.text(max_size=30).map(lambda t: t.encode()),
-            st.sampled_from([b"=cmd|' /C calc'!A0", b'a "quoted", b', b"-1", b"\x1b[31m"]),
+            st.sampled_from(
+                [b"=cmd|' /C calc'!A0", b'a "quoted", b', b"-1", b"\x1b[31m"]
+                + [text.encode() for text in HOSTILE]
+            ),
             st.binary(max_size=30),
         ),
     ),
@@ -356,7 +374,9 @@ def _csv_module_line(cells: list[str]) -> str:
     st.lists(
         st.one_of(
             st.text(max_size=12),
-            st.sampled_from(["", "=1+2", "-5", "+x", "@SUM", "a,b", 'say "hi"', "\t", "x\ry"]),
+            st.sampled_from(
+                ["", "=1+2", "-5", "+x", "@SUM", "a,b", 'say "hi"', "\t", "x\ry", *HOSTILE]
+            ),
             st.from_regex(r"[0-9a-f.:]{0,20}", fullmatch=True),
         ),
         min_size=len(COLUMNS),
@@ -384,3 +404,34 @@ def test_a_hostile_software_cell_is_defused_on_either_path() -> None:
     assert _line_of(lambda w: w.write_cells(plain)) == ",".join(plain) + "\n"
     hostile = [*plain[:24], "=HYPERLINK(1,2)", *plain[25:]]
     assert "'=HYPERLINK(1,2)" in _line_of(lambda w: w.write_cells(hostile))
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_formulas_behind_spaces_and_look_alikes_are_defused(text: str) -> None:
+    cells = ["x"] * len(COLUMNS)
+    cells[24] = text
+    (row,) = csv.reader(io.StringIO(_line_of(lambda w: w.write_cells(cells))))
+    formula = text.lstrip()[0] in "=+-@\uff1d\uff0b\uff0d\uff20\ufe66\u2212"
+    assert row[24].startswith("'") == formula, row[24]
+    assert not any(ch in row[24] for ch in "\u061c\u2028\u2029\u202e\u2066"), row[24]
+
+
+@pytest.mark.parametrize("mode", ["binding"])
+def test_a_batch_defuses_hostile_software_as_one_answer_at_a_time_does(mode: str) -> None:
+    scan = Scan(mode)
+    frames = []
+    for number, text in enumerate(HOSTILE * 3):
+        address = SERVERS4[number % 3]
+        key = proto.MAGIC_COOKIE_BYTES + scan.ident(address)
+        attributes = [
+            (proto.XOR_MAPPED_ADDRESS, proto.encode_xor_address(SCANNER4, 40000, key)),
+            (proto.SOFTWARE, text.encode()),
+        ]
+        frames.append(udp_frame(address, proto.encode_message(SUCCESS, key[4:], attributes)))
+    _stats, answers = in_batches(scan, frames, 64)
+    assert answers and all(answer.row is not None for answer in answers)
+    for answer in answers:
+        assert answer.row == _one_at_a_time(answer)
+        (row,) = csv.reader(io.StringIO(answer.row.line))
+        software = row[24]
+        assert software.startswith("'") or "\\u" in software, software

@@ -35,6 +35,12 @@ FLOW_TIMEOUT = 600.0
 allocation lifetime)."""
 MAX_FLOW_BUFFER = proto.HEADER_SIZE + proto.MAX_MESSAGE_LENGTH + 2
 """Bytes kept for one TCP flow: room for the largest message, RFC 4571 prefix included."""
+TCP_BUFFER_BUDGET = 256 << 20
+"""Bytes kept for all TCP flows together (``pcap --tcp-buffer``). Without it, MAX_FLOWS
+flows of MAX_FLOW_BUFFER each could hold 1.3 GB: a capture of many half-finished messages
+(a scan of TCP 3478, or a hostile one) would cost that much memory. When a segment would
+go over it, the flows that began buffering longest ago are forgotten first (their bytes
+counted as dropped, the flows as evicted)."""
 
 _COOKIE = proto.MAGIC_COOKIE_BYTES
 _ETHERNET_VLAN = (0x8100, 0x88A8, 0x9100)
@@ -64,6 +70,8 @@ class Stats:
     unsolicited: int = 0
     unanswered: int = 0
     tcp_bytes_dropped: int = 0
+    tcp_flows_evicted: int = 0
+    """TCP flows forgotten, with what they held, to stay within the reassembly budget."""
     udp_messages: int = 0
     tcp_messages: int = 0
 
@@ -91,8 +99,14 @@ class MessageFinder:
     """Feed it frames; it finds the STUN and ChannelData messages they carry, counts them,
     and calls :meth:`_found` for each with its context."""
 
-    def __init__(self) -> None:
+    def __init__(self, tcp_buffer: int = TCP_BUFFER_BUDGET) -> None:
         self.stats = Stats()
+        self.tcp_buffer = tcp_buffer
+        """Bytes of partial messages kept over all TCP flows at most (see TCP_BUFFER_BUDGET)."""
+        self.tcp_buffered = 0
+        """Bytes of partial messages kept now, over all TCP flows."""
+        self.buffering: OrderedDict[tuple[bytes, int, bytes, int], None] = OrderedDict()
+        """The TCP flows holding bytes, in the order they began to: evicted first to last."""
         # Aged oldest first. OrderedDicts, not dicts: a dict that is popped at the front
         # keeps the holes, and finding its first entry then walks them all.
         self.tcp_flows: OrderedDict[tuple[bytes, int, bytes, int], _TcpFlow] = OrderedDict()
@@ -249,7 +263,15 @@ class MessageFinder:
             flow.last_seen = when
             self._tcp_data(when, flow, seq, payload, key)
         if flags & 0x05 and flow is not None:  # FIN or RST
-            self.tcp_flows.pop(key, None)
+            self._forget(key)
+
+    def _forget(self, key: tuple[bytes, int, bytes, int]) -> _TcpFlow | None:
+        """Stop tracking a flow; what it held is no longer buffered (the caller counts it)."""
+        flow = self.tcp_flows.pop(key, None)
+        if flow is not None and flow.buffer:
+            self.tcp_buffered -= len(flow.buffer)
+            del self.buffering[key]
+        return flow
 
     def _track(self, key: tuple[bytes, int, bytes, int], seq: int, when: float) -> _TcpFlow:
         flows = self.tcp_flows
@@ -257,9 +279,35 @@ class MessageFinder:
             oldest = next(iter(flows))
             if len(flows) < MAX_FLOWS and flows[oldest].last_seen > when - FLOW_TIMEOUT:
                 break
-            self.stats.tcp_bytes_dropped += len(flows.pop(oldest).buffer)
+            forgotten = self._forget(oldest)
+            assert forgotten is not None
+            self.stats.tcp_bytes_dropped += len(forgotten.buffer)
         flow = flows[key] = _TcpFlow(seq, when)
         return flow
+
+    def _keep(self, key: tuple[bytes, int, bytes, int], flow: _TcpFlow, rest: bytes) -> None:
+        """Set the flow's buffer to ``rest`` within the budget over all flows: older
+        buffering flows are evicted to make room; what cannot fit even alone is dropped."""
+        stats = self.stats
+        held = len(flow.buffer)
+        if held:
+            del self.buffering[key]
+        self.tcp_buffered -= held
+        flow.buffer = b""
+        if not rest:
+            return
+        if len(rest) > self.tcp_buffer:
+            stats.tcp_bytes_dropped += len(rest)
+            return
+        while self.tcp_buffered + len(rest) > self.tcp_buffer:
+            oldest = next(iter(self.buffering))
+            evicted = self._forget(oldest)
+            assert evicted is not None
+            stats.tcp_bytes_dropped += len(evicted.buffer)
+            stats.tcp_flows_evicted += 1
+        flow.buffer = rest
+        self.tcp_buffered += len(rest)
+        self.buffering[key] = None
 
     def _tcp_data(
         self,
@@ -276,7 +324,7 @@ class MessageFinder:
                 return
         elif ahead:  # a gap: what was buffered can no longer complete
             self.stats.tcp_bytes_dropped += len(flow.buffer)
-            flow.buffer = b""
+            self._keep(key, flow, b"")
             flow.next_seq = seq
         flow.next_seq = (flow.next_seq + len(payload)) & 0xFFFFFFFF
         buffer = flow.buffer + payload if flow.buffer else payload
@@ -286,7 +334,8 @@ class MessageFinder:
         if len(rest) > MAX_FLOW_BUFFER or unframed:
             self.stats.tcp_bytes_dropped += len(rest)
             rest = b""
-        flow.buffer = rest
+        if rest or flow.buffer:
+            self._keep(key, flow, rest)
         src, sport, dst, dport = key
         for kind, chunk in chunks:
             peeked = codec.peek(chunk, datagram=kind != proto.CHANNEL_DATA)

@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from stunscan import protocol as proto
 from stunscan.capture.files import Frame
-from stunscan.capture.stream import STUN_PORT, MessageFinder, Peeked, Stats
+from stunscan.capture.stream import STUN_PORT, TCP_BUFFER_BUDGET, MessageFinder, Peeked, Stats
 from stunscan.pcap.sighting import Sighting
 from stunscan.record import Record
 from stunscan.tally import ServerTally
@@ -40,8 +40,14 @@ class Analyzer(MessageFinder):
     messages that become records.
     """
 
-    def __init__(self, *, all_messages: bool = False, track_unsolicited: bool = False) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        *,
+        all_messages: bool = False,
+        track_unsolicited: bool = False,
+        tcp_buffer: int = TCP_BUFFER_BUDGET,
+    ) -> None:
+        super().__init__(tcp_buffer)
         self.all_messages = all_messages
         self.pending: OrderedDict[bytes, tuple[int, float]] = OrderedDict()
         """Requests awaiting a response: pairing key (see :func:`pair_key`) -> (size, capture

@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 
 from stunscan.capture.files import CaptureError, is_capture
+from stunscan.capture.stream import TCP_BUFFER_BUDGET
 from stunscan.pcap.analyzer import Analyzer
 from stunscan.pcap.feed import PcapFeed
 from stunscan.pcap.parallel import analyse_in_parallel, plan
@@ -60,6 +61,7 @@ def run_capture_analysis(
     console: Console,
     errors: Console,
     workers: int = 1,
+    tcp_buffer: int = TCP_BUFFER_BUDGET,
 ) -> int:
     """Analyse every capture; returns the number of records written."""
     try:
@@ -67,7 +69,7 @@ def run_capture_analysis(
     except InputError as exc:
         errors.print(f"stunscan: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
-    analyzer = Analyzer(all_messages=all_messages)
+    analyzer = Analyzer(all_messages=all_messages, tcp_buffer=tcp_buffer)
     shown: list[Record] = []
     warnings: list[str] = []
     written = 0

@@ -8,13 +8,13 @@ it finished.
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import IO, Any
 
 from rich.console import Console
 
+from stunscan.jsonout import json_text
 from stunscan.probe import HostReport, Probe, Unresolved, probe_target, resolve
 from stunscan.probe.output import host_json, report_row
 from stunscan.probe.panel import probe_panel
@@ -63,7 +63,7 @@ def run_probes(
                     if csv_writer is not None and (row := report_row(report)) is not None:
                         csv_writer.write(row)
                     if json_stream is not None:
-                        json_stream.write(json.dumps(host_json(report)) + "\n")
+                        json_stream.write(json_text(host_json(report)) + "\n")
                         json_stream.flush()
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -75,5 +75,5 @@ def _unresolved(found: Unresolved, errors: Console, json_stream: IO[str] | None)
     errors.print(f"stunscan: {found.host}: {found.reason}", markup=False, highlight=False)
     if json_stream is not None:
         record: dict[str, Any] = {"host": found.given, "answered": False, "error": found.reason}
-        json_stream.write(json.dumps(record) + "\n")
+        json_stream.write(json_text(record) + "\n")
         json_stream.flush()

@@ -59,6 +59,7 @@ def split_host_port(text: str, default_port: int = STUN_PORT) -> tuple[str, int]
         return host, _port(rest[1:], text) if rest else default_port
     if text.count(":") > 1:  # a bare IPv6 address: no port can follow it unbracketed
         _ipv6(text, text)
+        _refuse_ambiguous(text)
         return text, default_port
     host, colon, port = text.partition(":")
     if not host:
@@ -73,8 +74,30 @@ def _ipv6(host: str, text: str) -> None:
         raise TargetError(f"{text!r}: {host!r} is not an IPv6 address") from None
 
 
+def _refuse_ambiguous(text: str) -> None:
+    """'::1:3478' is the address ::1:3478, but was surely meant as ::1 port 3478: an
+    address with '::' whose last group is decimal and whose rest is an address itself
+    reads both ways, so the user is asked to bracket it."""
+    head, _, last = text.rpartition(":")
+    if "::" not in text or "%" in text or not is_port_text(last):
+        return
+    try:
+        ipaddress.IPv6Address(head)
+    except ValueError:
+        return
+    raise TargetError(
+        f"{text!r} is ambiguous: write [{head}]:{last} for port {last} of {head},"
+        f" or [{text}] for the address {text}"
+    )
+
+
+def is_port_text(text: str) -> bool:
+    """ASCII digits only (str.isdigit also takes '³' and full-width digits), at most 5."""
+    return 0 < len(text) <= 5 and text.isascii() and text.isdigit()
+
+
 def _port(port: str, text: str) -> int:
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not is_port_text(port) or not 0 < int(port) < 65536:
         raise TargetError(f"{text!r}: the port must be a number from 1 to 65535")
     return int(port)
 

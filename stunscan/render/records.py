@@ -93,9 +93,11 @@ def summary_panel(stats: Any, summary: Any) -> Panel:
         amplification_note="(one factor per server; * in the table: against the 20-byte"
         " reference probe)",
     )
+    evicted = stats.tcp_flows_evicted
+    budget = f" ({evicted} flows evicted to stay within --tcp-buffer)" if evicted else ""
     skipped = (
         f"fragments {stats.fragments}, not IP {stats.not_ip},"
-        f" TCP bytes dropped {stats.tcp_bytes_dropped}; ICMP unreachable"
+        f" TCP bytes dropped {stats.tcp_bytes_dropped}{budget}; ICMP unreachable"
         f" {stats.icmp_unreachable} ({stats.icmp_quoting_stun} quoting STUN)"
     )
     grid.add_row("skipped", skipped)

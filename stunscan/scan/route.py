@@ -133,3 +133,30 @@ def find_route(
     else:
         peer = _resolve_neighbour(str(route.get("gateway") or target), device, version)
     return Route(version, device, chosen_source, own_mac, peer)
+
+
+def default_route_to(
+    target: str, interface: str | None = None, source: str | None = None
+) -> str | None:
+    """The default route ('default via 192.0.2.1 dev eth0') if that is the route the
+    kernel would use to ``target``, else None (a connected network, a more specific
+    route, a local address). ``ip route get ... fibmatch`` names the route that matched,
+    not just the next hop."""
+    version = 6 if ":" in target else 4
+    args = [f"-{version}", "route", "get", target, "fibmatch"]
+    if interface:
+        args += ["oif", interface]
+    if source:
+        args += ["from", source]
+    routes = _ip_json(*args)
+    if not routes:
+        return None
+    route = routes[0]
+    if route.get("dst") not in ("default", "0.0.0.0/0", "::/0"):
+        return None
+    text = "default"
+    if route.get("gateway"):
+        text += f" via {route['gateway']}"
+    if route.get("dev"):
+        text += f" dev {route['dev']}"
+    return text

@@ -31,7 +31,7 @@ from stunscan.scan.answer import Answer
 from stunscan.scan.frames import WIRE_OVERHEAD, FrameBuilder, build_template
 from stunscan.scan.order import CyclicOrder
 from stunscan.scan.pcapout import PcapWriter
-from stunscan.scan.route import Route, RouteError, find_route
+from stunscan.scan.route import Route, RouteError, default_route_to, find_route
 from stunscan.scan.sender import Sender, SendStats, open_send_socket
 from stunscan.scan.sniffer import (
     COUNTERS,
@@ -48,6 +48,7 @@ from stunscan.scan.targets import (
     blocklist,
     gather_targets,
     read_exclusions,
+    special_purpose_parts,
 )
 from stunscan.scan.txid import TransactionKey
 from stunscan.tally import ServerTally, summarize
@@ -65,6 +66,11 @@ SENDER_START = 0.2
 
 class ScanError(Exception):
     """Something the user can fix; one line, exit 2."""
+
+
+class ScanInterrupted(Exception):
+    """Ctrl-C ended the scan early; what it received is written (exit 130, as a shell
+    expects of a command SIGINT stopped)."""
 
 
 @dataclass(slots=True)
@@ -94,6 +100,8 @@ class ScanOptions:
     pcap_out: str | None = None
     table_rows: int = 20
     senders: int = 1
+    allow_default_route: bool = False
+    """Send to special-purpose ranges (``--allow``) even through the default route."""
 
 
 @dataclass(slots=True)
@@ -166,6 +174,29 @@ def _routes(space: TargetSpace, options: ScanOptions) -> dict[int, Route]:
     return routes
 
 
+def _keep_labs_in_the_lab(space: TargetSpace, options: ScanOptions) -> None:
+    """A special-purpose range lifted by ``--allow`` is a lab's: it must be reached through
+    a route of its own (a connected network, a more specific route). If the kernel would
+    send it out of the default route, the probes would leave for the Internet (run in the
+    host's namespace by mistake): refuse, unless ``--allow-default-route`` says it is meant.
+    The first and last address of each lifted part are looked up (nothing is sent)."""
+    for part, name in special_purpose_parts(space.spans):
+        for number in dict.fromkeys((part.first, part.last)):
+            target = address_text(part.version, number)
+            try:
+                route = default_route_to(
+                    target, options.interface, _source_for(part.version, options)
+                )
+            except RouteError as exc:
+                raise ScanError(str(exc)) from None
+            if route is not None:
+                raise ScanError(
+                    f"{target} ({name}, lifted by --allow) would leave by the default route"
+                    f" ({route}): a lab range needs a route of its own; add"
+                    " --allow-default-route if it is meant to go there"
+                )
+
+
 def _source_ports(options: ScanOptions) -> tuple[int, int]:
     low, high = options.source_ports
     if low == 0:
@@ -235,10 +266,13 @@ def _sniff(
 
 
 def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
-    """The whole scan; returns the number of servers found."""
+    """The whole scan; returns the number of servers found. ScanInterrupted if Ctrl-C
+    ended it (after the output and the summary are written)."""
     plan = plan_scan(options)
     space = plan.space
     _check_privilege()
+    if not options.allow_default_route:
+        _keep_labs_in_the_lab(space, options)
     template = build_template(options.probe)
     routes = _routes(space, options)
     ports = _source_ports(options)
@@ -321,6 +355,8 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
         stop.set()
         result: ScanResult = _collect(receiving, child, "sniffer")
     _report(result, sent, plan, options, console, errors)
+    if sent.interrupted:
+        raise ScanInterrupted(result.written)
     return result.written
 
 

@@ -139,16 +139,21 @@ def parse_ports(texts: Iterable[str]) -> tuple[int, ...]:
     for text in texts:
         for part in text.split(","):
             low, _, high = part.strip().partition("-")
-            try:
-                first, last = int(low), int(high or low)
-            except ValueError:
-                raise TargetError(f"not a port or port range: {part!r}") from None
+            high = high or low
+            if not (_is_port_text(low.strip()) and _is_port_text(high.strip())):
+                raise TargetError(f"not a port or port range: {part!r}")
+            first, last = int(low), int(high)
             if not 1 <= first <= last <= 65535:
                 raise TargetError(f"ports are 1 to 65535: {part!r}")
             ports.update(range(first, last + 1))
     if not ports:
         raise TargetError("no port to scan")
     return tuple(sorted(ports))
+
+
+def _is_port_text(text: str) -> bool:
+    """ASCII digits only (int() also takes full-width digits, '+3478' and '3_478'), at most 5."""
+    return 0 < len(text) <= 5 and text.isascii() and text.isdigit()
 
 
 def merge(spans: Iterable[Span]) -> list[Span]:
@@ -190,6 +195,21 @@ def blocklist(allow: Iterable[str] = (), exclude: Iterable[Span] = ()) -> list[S
     special = merge(parse_target(cidr) for cidr, _ in SPECIAL_PURPOSE)
     lifted = merge(parse_target(text) for text in allow)
     return merge([*subtract(special, lifted), *exclude])
+
+
+def special_purpose_parts(spans: list[Span]) -> list[tuple[Span, str]]:
+    """The parts of ``spans`` (merged) inside special-purpose ranges, each with the range's
+    name: what is scanned only because ``--allow`` lifted it."""
+    parts = []
+    for cidr, name in SPECIAL_PURPOSE:
+        special = parse_target(cidr)
+        for span in spans:
+            if span.version != special.version:
+                continue
+            first, last = max(span.first, special.first), min(span.last, special.last)
+            if first <= last:
+                parts.append((Span(span.version, first, last), name))
+    return parts
 
 
 def read_exclusions(paths: Iterable[Path]) -> list[Span]:
