@@ -72,8 +72,9 @@ def report_rows(
     grid.add_row("top SOFTWARE", Text(software or "-"))
 
 
-def summary_panel(stats: Any, summary: Any) -> Panel:
-    """What the capture held, in the report's own terms."""
+def summary_panel(stats: Any, summary: Any, left_out: str = "") -> Panel:
+    """What the capture held, in the report's own terms: the servers counted are those
+    answering an unauthenticated request; ``left_out`` says which responders were not."""
     grid = Table.grid(padding=(0, 2))
     grid.add_row("frames read", str(stats.frames))
     grid.add_row(
@@ -90,6 +91,7 @@ def summary_panel(stats: Any, summary: Any) -> Panel:
     report_rows(
         grid,
         summary,
+        servers_note="(answering without credentials)",
         amplification_note="(one factor per server; * in the table: against the 20-byte"
         " reference probe)",
     )
@@ -98,5 +100,7 @@ def summary_panel(stats: Any, summary: Any) -> Panel:
         f" TCP bytes dropped {stats.tcp_bytes_dropped}; ICMP unreachable"
         f" {stats.icmp_unreachable} ({stats.icmp_quoting_stun} quoting STUN)"
     )
+    if left_out:
+        grid.add_row("not reported", Text(left_out))
     grid.add_row("skipped", skipped)
     return Panel(grid, title="summary", title_align="left", expand=False)
