@@ -154,7 +154,7 @@ def run_capture_analysis(
         title = f"{'messages' if all_messages else 'responding servers'}: {written}"
         if written > len(shown):
             title += f" (first {len(shown)} shown; --csv or --json for all)"
-        console.print(records_table(shown, title))
+        console.print(records_table(shown, title, console.width))
     report.print(summary_panel(analyzer.stats, summarize(analyzer.tally), chosen.note()))
     for warning in warnings:
         errors.print(f"stunscan: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
