@@ -93,6 +93,8 @@ def decode(
 
 
 def _message_json(origin: str, message: Any) -> dict[str, object]:
+    from stunscan.jsonshape import layer_attribute_json
+
     result: dict[str, object] = {"origin": origin, "summary": message.summary()}
     if hasattr(message, "malformed_reasons"):
         result["malformed"] = message.malformed_reasons()
@@ -102,15 +104,7 @@ def _message_json(origin: str, message: Any) -> dict[str, object]:
         result["transaction_id"] = bytes(message.transaction_id).hex()
         result["fingerprint"] = message.fingerprint_ok()
         result["attributes"] = [
-            {
-                "type": f"{a.type:04x}",
-                "name": a.attribute_name,
-                "length": a.length,
-                "value_hex": a.value_bytes().hex(),
-                "value": a.value_text(),
-            }
-            for a in message.attributes
-            if hasattr(a, "attribute_name")
+            layer_attribute_json(a) for a in message.attributes if hasattr(a, "attribute_name")
         ]
     return result
 

@@ -102,7 +102,22 @@ def message_json(message: Any) -> dict[str, Any]:
     }
 
 
+SCHEMAS = ("common", "pcap", "scan", "probe", "decode")
+
+
 def schema(name: str) -> dict[str, Any]:
-    """A packaged JSON Schema (``pcap``, ``probe``, ``scan``, ``decode``, ``common``)."""
+    """A packaged JSON Schema (see :data:`SCHEMAS`)."""
     text = resources.files("stunscan.schemas").joinpath(f"{name}.json").read_text("utf-8")
     return json.loads(text)  # type: ignore[no-any-return]
+
+
+def validator(name: str) -> Any:
+    """A jsonschema validator for one command's output, the shared shapes resolved from
+    the packaged files (never fetched: their ids are URNs)."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    registry: Any = Registry().with_resources(
+        (f"urn:stunscan:schema:{n}", Resource.from_contents(schema(n))) for n in SCHEMAS
+    )
+    return Draft202012Validator(schema(name), registry=registry)

@@ -36,6 +36,11 @@ def _merged_mapped(record: Any) -> Text:
     return cell(address_text(xor or mapped))
 
 
+def saw_another(record: Any) -> bool:
+    """Whether MAPPED or XOR-MAPPED names another endpoint than the one we sent from."""
+    return any(a is not None and str(a) != record.client for a in record.addresses())
+
+
 def _as_sent(record: Any) -> Text:
     """Whether the server saw us where we are (a scan knows its own address): a NAT, a
     rewriting middlebox or a lying server shows up here."""
