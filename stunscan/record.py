@@ -114,18 +114,24 @@ class Record:
         return mapped, xor
 
     def _address(self, code: int) -> proto.Address | None:
+        attr = self._meaningful(code)
+        return None if attr is None else attr.decoded  # type: ignore[no-any-return]
+
+    def _meaningful(self, code: int) -> Any:
+        """The attribute if present with its registry meaning: well formed, and not in a
+        message of unknown method (whose codes may mean something else)."""
         attr = self.message.get(code)
-        if attr is None or attr.problem:
+        if attr is None or attr.problem or attr.opaque:
             return None
-        return attr.decoded  # type: ignore[no-any-return]
+        return attr
 
     def software(self) -> str:
-        attr = self.message.get(proto.SOFTWARE)
-        return "" if attr is None or attr.problem else str(attr.decoded)
+        attr = self._meaningful(proto.SOFTWARE)
+        return "" if attr is None else str(attr.decoded)
 
     def fingerprint_value(self) -> int | None:
-        attr = self.message.get(proto.FINGERPRINT)
-        return None if attr is None or attr.problem else int(attr.decoded)
+        attr = self._meaningful(proto.FINGERPRINT)
+        return None if attr is None else int(attr.decoded)
 
     def row(self) -> dict[str, str]:
         """The report's columns, formatted as the report formats them. A request's or an
