@@ -78,7 +78,10 @@ def test_binary_username_is_recoverable_from_its_hex() -> None:
     has replacement characters, the hex beside it has the bytes."""
     rows = pcap_json("--all-messages", str(CORPUS / "arkime" / "stun.pcap"))
     usernames = [
-        a for r in rows for a in r["attributes"] if a["name"] == "USERNAME" and "\ufffd" in a["value"]
+        a
+        for r in rows
+        for a in r["attributes"]
+        if a["name"] == "USERNAME" and "\ufffd" in a["value"]
     ]
     assert usernames
     for attr in usernames:
@@ -122,7 +125,9 @@ def test_request_rows_name_the_server_and_carry_no_amplification() -> None:
         assert row["severity"] == "medium" and row["amplification"] > 1
     cells = pcap_csv("--all-messages", str(PCAPS / "coturn-udp.pcap"))
     request_cells = [c for c in cells if c["message_type"] == "0001"]
-    assert request_cells and all(c["port"] == "3478" and c["amplification"] == "" for c in request_cells)
+    assert request_cells and all(
+        c["port"] == "3478" and c["amplification"] == "" for c in request_cells
+    )
 
 
 # --------------------------------------------------------------------------- roles, filters
@@ -196,7 +201,9 @@ def stund_server() -> Iterator[LabServer]:
 
 
 def test_lifetime_is_shown_in_seconds() -> None:
-    attr = codec.decode_attribute(proto.parse_attribute_code("LIFETIME"), 4, (600).to_bytes(4, "big"), b"", b"")
+    attr = codec.decode_attribute(
+        proto.parse_attribute_code("LIFETIME"), 4, (600).to_bytes(4, "big"), b"", b""
+    )
     assert attribute_text(attr) == "600 s"
 
 
@@ -211,7 +218,9 @@ def test_nat_answers_count_toward_verdict_and_worst(stund_server: LabServer) -> 
     assert shaped["answered"] and shaped["worst"] is not None
     assert shaped["worst"]["variant"].startswith("nat ")
     validator("probe").validate(shaped)
-    assert isinstance(shaped["nat"]["mapped"], dict) and isinstance(shaped["nat"]["mapped"]["port"], int)
+    assert isinstance(shaped["nat"]["mapped"], dict) and isinstance(
+        shaped["nat"]["mapped"]["port"], int
+    )
 
 
 def test_all_variants_run_side_by_side(stund_server: LabServer) -> None:

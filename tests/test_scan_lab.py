@@ -39,6 +39,7 @@ from scan_lab import (
 )
 
 from stunscan.capture.files import CaptureReader
+from stunscan.jsonshape import validator
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs root, iproute2, coturn, stund")
 
@@ -109,6 +110,17 @@ def test_finds_exactly_the_lab_servers(lab: Lab, tmp_path: Path) -> None:
     assert len(frames) == counted(summary, r"received\s+")
     stamps = [frame.time for frame in frames]  # the kernel's receive times, in order
     assert stamps == sorted(stamps) and abs(stamps[0] - time.time()) < 60
+    check = validator("scan")  # one JSON shape: stunscan/schemas/scan.json
+    for line in details.values():
+        check.validate(line)
+        assert line["client"] == {"ip": SCANNER_V6 if ":" in line["ip"] else SCANNER_V4,
+                                  "port": SOURCE_PORT}  # fmt: skip
+    flat = re.sub(r"[│\s]+", " ", summary)
+    assert (
+        f"seen as {SCANNER_V4}:{SOURCE_PORT}" in flat or f"[{SCANNER_V6}]:{SOURCE_PORT}, " in flat
+    )
+    assert "0 of the servers in the table saw another" in flat
+    assert "as sent" in summary and "XOR-MAPPED  " not in summary  # one flag column, not two
 
 
 def test_the_report_probe_is_validated_by_address_only(lab: Lab, tmp_path: Path) -> None:
