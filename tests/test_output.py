@@ -27,6 +27,7 @@ from stunscan.probe.output import host_json
 from stunscan.render.messages import attribute_text
 from stunscan.render.records import records_table
 from stunscan.scan.display import ScanProgress
+from stunscan.text import endpoint_text
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,23 +267,32 @@ def _records() -> list[Any]:
     return records
 
 
+@pytest.mark.parametrize("own_address", [False, True], ids=["pcap", "scan"])
 @pytest.mark.parametrize("width", [80, 120, 200])
-def test_tables_fit_their_width(width: int) -> None:
+def test_tables_fit_their_width(width: int, own_address: bool) -> None:
     records = _records()
     console = Console(width=width, record=True, color_system=None)
-    table = records_table(records, "responding servers", width)
+    table = records_table(records, "responding servers", width, own_address=own_address)
     console.print(table)
     text = console.export_text()
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= width
     header = next(line for line in lines if "server" in line and "response" in line)
     for column in table.columns:
-        assert str(column.header) in header, (column.header, header)
+        assert f" {column.header} " in header, (column.header, header)  # whole, one line
+    assert any(r.ip.count(":") > 1 for r in records)  # IPv6 servers are in the table
     if width >= 120:
         for record in records:
-            assert any(f"{record.ip}" in line for line in lines), record.ip
-    if table.caption:
-        assert text.count("left out") + text.count("merged") >= 1
+            server = f"{endpoint_text(record.ip, record.port)}/{record.protocol}"
+            assert any(server in line for line in lines), server
+            if any(str(c.header).startswith("MAPPED") for c in table.columns):
+                for address in filter(None, record.addresses()):
+                    assert any(str(address) in line for line in lines), address
+    names = {str(c.header) for c in table.columns}
+    if width == 80:
+        assert table.caption and "left out" in str(table.caption)
+    if width == 200 and not own_address:
+        assert {"MAPPED", "XOR-MAPPED", "SOFTWARE", "FINGERPRINT"} <= names
 
 
 def test_scan_table_flags_mapped_addresses_that_differ() -> None:
