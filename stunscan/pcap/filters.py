@@ -81,7 +81,8 @@ class ReportFilter:
         if not self.left_out:
             return ""
         parts = [f"{reason} {count}" for reason, count in sorted(self.left_out.items())]
-        hint = "" if self.include_peers else " (--include-peers to report ICE peers and TURN)"
+        by_role = any(reason in roles.ROLES for reason in self.left_out)
+        hint = " (--include-peers to report ICE peers, TURN and the rest)" if by_role else ""
         return ", ".join(parts) + hint
 
 
