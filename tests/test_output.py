@@ -5,6 +5,7 @@ roles; tables that fit their width; help in words and one-line usage errors."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -354,3 +355,24 @@ def test_pcaps_readme_names_the_bytes_stund_sends() -> None:
     assert "0020" in codes and "8020" not in codes
     readme = (PCAPS / "README.md").read_text()
     assert "0x8020 XOR-MAPPED" not in readme and "0x0020" in readme
+
+
+def test_scan_rows_of_an_unknown_method_agree_on_both_paths() -> None:
+    """A server answering our Binding with a vendor's method: the batch row and the
+    one-at-a-time row (and the record) give its attributes no STUN meaning alike."""
+    from test_scan_triage import SERVERS4, Scan, in_batches, udp_frame
+
+    from stunscan.scan.answer import Row
+
+    scan = Scan("binding")
+    vendor = proto.message_type(0x201, proto.MessageClass.SUCCESS_RESPONSE)
+    frames = [udp_frame(a, scan.answer(a, msg_type=vendor)) for a in SERVERS4[:4]]
+    _, answers = in_batches(scan, frames, 4096)
+    assert len(answers) == 4
+    for answer in answers:
+        made = answer.line()
+        again = dataclasses.replace(answer, row=None).line()
+        assert isinstance(made, Row) and made == again
+        row = answer.record().row()
+        assert row["xor_mapped_address"] == "" and row["software"] == ""
+        assert made.line.rstrip("\n") == ",".join(row.values())
