@@ -282,3 +282,48 @@ def test_classic_probe_finds_the_rfc3489_server(lab: Lab, tmp_path: Path) -> Non
     stund = details[STUND_PRIMARY]
     assert len(stund["transaction_id"]) == 32 and stund["type_name"] == "Binding Success Response"
     assert stund["mapped_address"] == stund["xor_mapped_address"] == SCANNER_V4
+
+
+def test_csv_to_the_terminal_never_shares_a_line_with_progress(lab: Lab) -> None:
+    """``scan --csv -`` with standard output and error on one terminal (a pty): every CSV
+    row is a line of its own; no progress line is drawn into them."""
+    import os
+    import pty
+    import threading
+
+    leader, follower = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    command = [
+        sys.executable, "-m", "stunscan", "scan", *LAB_TARGETS, *ALLOW, "--rate", "2000",
+        "--cooldown", "1", "--seed", "1", "--csv", "-", "--source-port", str(SOURCE_PORT),
+    ]  # fmt: skip
+    try:
+        process = subprocess.run(
+            lab.in_scanner(*command), stdin=subprocess.DEVNULL, stdout=follower,
+            stderr=follower, timeout=120, env={**os.environ, "COLUMNS": "200"},
+        )  # fmt: skip
+    finally:
+        os.close(follower)
+    reader.join(timeout=10)
+    os.close(leader)
+    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    assert process.returncode == 0, text
+    lines = text.split("\n")
+    rows = [line for line in lines if line.count(",") == 27 and not line.startswith("timestamp,")]
+    assert len(rows) == len(EXPECTED_V4 | EXPECTED_V6), text
+    for line in rows:
+        assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,medium,", line), line
+    assert not any(" · valid " in line for line in lines)  # no live progress line at all
