@@ -755,6 +755,22 @@ KIND_CLASSES: dict[str, type[STUNAttribute]] = {
 }
 
 
+class STUNOpaqueAttribute(STUNAttribute):
+    """An attribute of a message whose method the registry does not know (a vendor's):
+    opaque bytes named by code, checked only for its length (as the fast codec does)."""
+
+    name = "STUN Attribute (unknown method)"
+
+    @property
+    def attribute_name(self) -> str:
+        return proto.opaque_attribute_name(self.type)
+
+    def problem(self) -> str | None:
+        wire = bytes(self)
+        declared = self.declared_length(wire)
+        return proto.opaque_attribute_problem(self.type, declared, wire[4 : 4 + declared])
+
+
 def attribute_class_for(code: int, value: bytes, declared_length: int) -> type[Packet]:
     """The sub-layer class for one TLV: its kind's class, or opaque bytes if it can't fit."""
     if len(value) < declared_length:
@@ -770,6 +786,9 @@ def dispatch_attribute(data: bytes, _parent: Packet | None = None, **kwargs: Any
     if len(data) < proto.ATTRIBUTE_HEADER_SIZE:
         return STUNTrailingBytes(data, _parent=_parent, **kwargs)
     code, length = struct.unpack_from("!HH", data)
+    msg_type = getattr(_parent, "type", None)
+    if isinstance(msg_type, int) and not proto.known_method(msg_type):
+        return STUNOpaqueAttribute(data, _parent=_parent, **kwargs)
     cls = attribute_class_for(code, data[4 : 4 + length], length)
     return cls(data, _parent=_parent, **kwargs)
 

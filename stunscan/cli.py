@@ -23,7 +23,7 @@ app = typer.Typer(
     " probe hosts, scan networks.",
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
 )
 
 
@@ -62,7 +62,10 @@ def main_options(
 
 Inputs = Annotated[
     list[str],
-    typer.Argument(help="Capture files (pcap/pcapng), folders of them, raw message files, or hex."),
+    typer.Argument(
+        metavar="INPUT...",
+        help="Capture files (pcap/pcapng), folders of them, raw message files, or hex.",
+    ),
 ]
 
 
@@ -164,6 +167,8 @@ def decode(
 
 
 def _message_json(origin: str, message: Any) -> dict[str, object]:
+    from stunscan.jsonshape import layer_attribute_json
+
     result: dict[str, object] = {"origin": origin, "summary": message.summary()}
     if hasattr(message, "malformed_reasons"):
         result["malformed"] = message.malformed_reasons()
@@ -173,15 +178,7 @@ def _message_json(origin: str, message: Any) -> dict[str, object]:
         result["transaction_id"] = bytes(message.transaction_id).hex()
         result["fingerprint"] = message.fingerprint_ok()
         result["attributes"] = [
-            {
-                "type": f"{a.type:04x}",
-                "name": a.attribute_name,
-                "length": a.length,
-                "value_hex": a.value_bytes().hex(),
-                "value": a.value_text(),
-            }
-            for a in message.attributes
-            if hasattr(a, "attribute_name")
+            layer_attribute_json(a) for a in message.attributes if hasattr(a, "attribute_name")
         ]
     return result
 
@@ -189,12 +186,14 @@ def _message_json(origin: str, message: Any) -> dict[str, object]:
 @app.command()
 def explain(
     message: Annotated[
-        str | None, typer.Argument(help="Hex of a message, or a file holding one.")
+        str | None,
+        typer.Argument(metavar="[MESSAGE]", help="Hex of a message, or a file holding one."),
     ] = None,
     probe: Annotated[
         str,
         typer.Option(
-            help="With no MESSAGE: 'shadowserver' (the report's 20-byte probe) or 'binding'."
+            metavar="NAME",
+            help="With no MESSAGE: 'shadowserver' (the report's 20-byte probe) or 'binding'.",
         ),
     ] = "shadowserver",
     password: Password = None,
@@ -254,28 +253,76 @@ def shell(
 
 @app.command()
 def pcap(
-    inputs: Annotated[list[str], typer.Argument(help="pcap / pcapng files, or folders of them.")],
+    inputs: Annotated[
+        list[str],
+        typer.Argument(metavar="CAPTURE...", help="pcap / pcapng files, or folders of them."),
+    ],
     csv_out: Annotated[
-        str | None, typer.Option("--csv", help="Write the Shadowserver CSV here ('-' for stdout).")
+        str | None,
+        typer.Option(
+            "--csv", metavar="PATH", help="Write the Shadowserver CSV here ('-' for stdout)."
+        ),
     ] = None,
     json_out: Annotated[
-        str | None, typer.Option("--json", help="Write JSON lines here ('-' for stdout).")
+        str | None,
+        typer.Option("--json", metavar="PATH", help="Write JSON lines here ('-' for stdout)."),
     ] = None,
     all_messages: Annotated[
         bool, typer.Option("--all-messages", help="A row for every message, not one per server.")
     ] = False,
-    table_rows: Annotated[int, typer.Option(help="Rows shown in the terminal table.")] = 50,
+    table_rows: Annotated[
+        int, typer.Option(metavar="N", help="Rows shown in the terminal table.")
+    ] = 50,
     workers: Annotated[
         int,
-        typer.Option(help="Processes for one large pcap file (0: one per core, up to 4)."),
+        typer.Option(
+            metavar="N", help="Processes for one large pcap file (0: one per core, up to 4)."
+        ),
     ] = 0,
     tcp_buffer: Annotated[
         int,
-        typer.Option(help="MiB held for TCP reassembly over all flows (oldest evicted first)."),
+        typer.Option(
+            metavar="MiB", help="MiB held for TCP reassembly over all flows (oldest evicted first)."
+        ),
     ] = 256,
+    include_peers: Annotated[
+        bool,
+        typer.Option(
+            "--include-peers",
+            help="Report and count ICE peers (answering only authenticated checks), TURN and"
+            " other responders too, not only servers answering without credentials.",
+        ),
+    ] = False,
+    public_only: Annotated[
+        bool,
+        typer.Option(
+            "--public-only",
+            help="Leave out servers at special-purpose addresses (RFC 6890: private, loopback,"
+            " documentation...).",
+        ),
+    ] = False,
+    server_port: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--port", "-p", metavar="PORT", help="Only servers on this port (repeatable)."
+        ),
+    ] = None,
+    server: Annotated[
+        list[str] | None,
+        typer.Option("--server", metavar="CIDR", help="Only servers in this CIDR (repeatable)."),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            metavar="KEY",
+            help="'amplification': the table shows the rows with the largest factor first,"
+            " chosen among all rows (CSV and JSON stay in capture order).",
+        ),
+    ] = None,
 ) -> None:
     """Analyse captures offline: find every STUN message, pair requests with responses,
     compute amplification, write the Shadowserver report. Scapy is not used."""
+    from stunscan.pcap.filters import SORT_KEYS, FilterError, ReportFilter, parse_networks
     from stunscan.pcap.parallel import worker_count
     from stunscan.pcap.run import run_capture_analysis
 
@@ -285,6 +332,15 @@ def pcap(
         tcp_buffer=(tcp_buffer, opt.TCP_BUFFER_MIB),
     )
 
+    if sort is not None and sort not in SORT_KEYS:
+        _fail(f"unknown sort key {sort!r} (choose from {', '.join(SORT_KEYS)})")
+    if any(not 0 <= p <= 0xFFFF for p in server_port or ()):
+        _fail("--port must be 0 to 65535")
+    try:
+        networks = parse_networks(server or [])
+    except FilterError as exc:
+        _fail(str(exc))
+    chosen = ReportFilter(include_peers, public_only, frozenset(server_port or ()), networks)
     try:
         run_capture_analysis(
             inputs,
@@ -296,6 +352,8 @@ def pcap(
             errors,
             workers or worker_count(),
             tcp_buffer << 20,
+            chosen,
+            sort,
         )
     except OSError as exc:
         _fail(f"cannot write output: {exc}")
@@ -305,13 +363,17 @@ def pcap(
 def probe(
     hosts: Annotated[
         list[str],
-        typer.Argument(help="HOST, HOST:PORT, IPv6 or [IPv6]:PORT (default port 3478)."),
+        typer.Argument(
+            metavar="HOST[:PORT]...",
+            help="HOST, HOST:PORT, IPv6 or [IPv6]:PORT (default port 3478).",
+        ),
     ],
     variant: Annotated[
         list[str] | None,
         typer.Option(
             "--variant",
             "-V",
+            metavar="NAME",
             help="Request to send (repeatable): shadowserver, binding, classic, software,"
             " fingerprint, change-request, padding, allocate, nat. Default: binding.",
         ),
@@ -325,19 +387,31 @@ def probe(
     ipv6: Annotated[bool, typer.Option("-6", help="Only IPv6 addresses of names.")] = False,
     timeout: Annotated[
         float,
-        typer.Option(help="Seconds before a request counts as unanswered (0: RFC 8489's 39.5)."),
+        typer.Option(
+            metavar="SECONDS",
+            help="Seconds before a request counts as unanswered (0: RFC 8489's 39.5).",
+        ),
     ] = 3.0,
-    rto: Annotated[float, typer.Option(help="Initial retransmission timeout, seconds.")] = 0.5,
+    rto: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Initial retransmission timeout, seconds.")
+    ] = 0.5,
     transmissions: Annotated[
-        int, typer.Option(help="Times a UDP request is sent at most (RFC 8489 Rc).")
+        int, typer.Option(metavar="N", help="Times a UDP request is sent at most (RFC 8489 Rc).")
     ] = 7,
-    parallel: Annotated[int, typer.Option(help="Hosts probed at once.")] = 16,
+    parallel: Annotated[int, typer.Option(metavar="N", help="Hosts probed at once.")] = 16,
     csv_out: Annotated[
         str | None,
-        typer.Option("--csv", help="Write the Shadowserver row of each host here ('-': stdout)."),
+        typer.Option(
+            "--csv",
+            metavar="PATH",
+            help="Write the Shadowserver row of each host here ('-': stdout).",
+        ),
     ] = None,
     json_out: Annotated[
-        str | None, typer.Option("--json", help="Write one JSON object per host ('-': stdout).")
+        str | None,
+        typer.Option(
+            "--json", metavar="PATH", help="Write one JSON object per host ('-': stdout)."
+        ),
     ] = None,
 ) -> None:
     """Probe single hosts: every attribute of the answers decoded, amplification per request
@@ -378,76 +452,117 @@ def probe(
 def scan(
     targets: Annotated[
         list[str] | None,
-        typer.Argument(help="Addresses, CIDRs, FIRST-LAST ranges (IPv4/IPv6); '-' reads stdin."),
+        typer.Argument(
+            metavar="[TARGET]...",
+            help="Addresses, CIDRs, FIRST-LAST ranges (IPv4/IPv6); '-' reads stdin.",
+        ),
     ] = None,
     port: Annotated[
         list[str] | None,
-        typer.Option("--port", "-p", help="Ports: 3478, 3478,5349 or 3478-3480 (repeatable)."),
+        typer.Option(
+            "--port",
+            "-p",
+            metavar="PORTS",
+            help="Ports: 3478, 3478,5349 or 3478-3480 (repeatable).",
+        ),
     ] = None,
     input_file: Annotated[
         list[Path] | None,
-        typer.Option("--input-file", "-I", help="File of targets, one a line, # comments."),
+        typer.Option(
+            "--input-file", "-I", metavar="FILE", help="File of targets, one a line, # comments."
+        ),
     ] = None,
     exclude: Annotated[
         list[Path] | None,
-        typer.Option("--exclude", help="File of addresses/CIDRs/ranges never to probe."),
+        typer.Option(
+            "--exclude", metavar="FILE", help="File of addresses/CIDRs/ranges never to probe."
+        ),
     ] = None,
     allow: Annotated[
         list[str] | None,
         typer.Option(
             "--allow",
+            metavar="CIDR",
             help="Lift the special-purpose blocklist (RFC 6890) for this CIDR (labs; repeatable).",
         ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the target order (repeatable scans, shards).")
+        int | None,
+        typer.Option(metavar="SEED", help="Seed of the target order (repeatable scans, shards)."),
     ] = None,
-    shards: Annotated[int, typer.Option(help="Split the scan into this many disjoint shards.")] = 1,
-    shard: Annotated[int, typer.Option(help="Which shard this run sends (0-based).")] = 0,
-    max_targets: Annotated[int | None, typer.Option(help="Stop after this many targets.")] = None,
+    shards: Annotated[
+        int, typer.Option(metavar="N", help="Split the scan into this many disjoint shards.")
+    ] = 1,
+    shard: Annotated[
+        int, typer.Option(metavar="N", help="Which shard this run sends (0-based).")
+    ] = 0,
+    max_targets: Annotated[
+        int | None, typer.Option(metavar="N", help="Stop after this many targets.")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the targets in scan order; send nothing.")
     ] = False,
     probe: Annotated[
         str,
         typer.Option(
+            metavar="NAME",
             help="binding (keyed ID), shadowserver (the report's zero-ID probe),"
-            " classic, software, fingerprint."
+            " classic, software, fingerprint.",
         ),
     ] = "binding",
-    probes: Annotated[int, typer.Option(help="Probes per target.")] = 1,
+    probes: Annotated[int, typer.Option(metavar="N", help="Probes per target.")] = 1,
     rate: Annotated[
-        float, typer.Option(help="Packets per second (0: as fast as possible).")
+        float, typer.Option(metavar="PPS", help="Packets per second (0: as fast as possible).")
     ] = 10_000,
     bandwidth: Annotated[
-        str | None, typer.Option(help="Bits per second instead of --rate: 10M, 1G...")
+        str | None,
+        typer.Option(metavar="BPS", help="Bits per second instead of --rate: 10M, 1G..."),
     ] = None,
-    cooldown: Annotated[float, typer.Option(help="Seconds to listen after the last probe.")] = 3.0,
+    cooldown: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Seconds to listen after the last probe.")
+    ] = 3.0,
     senders: Annotated[
-        int, typer.Option(help="Sending processes (a CPython core sends about 190,000 pkt/s).")
+        int,
+        typer.Option(
+            metavar="N", help="Sending processes (a CPython core sends about 190,000 pkt/s)."
+        ),
     ] = 1,
     interface: Annotated[
-        str | None, typer.Option("--interface", "-i", help="Send and capture here.")
+        str | None, typer.Option("--interface", "-i", metavar="NAME", help="Send and capture here.")
     ] = None,
     source_ip: Annotated[
-        list[str] | None, typer.Option("--source-ip", "-S", help="Source address (one per family).")
+        list[str] | None,
+        typer.Option(
+            "--source-ip", "-S", metavar="ADDRESS", help="Source address (one per family)."
+        ),
     ] = None,
     source_port: Annotated[
-        str | None, typer.Option(help="Source port or LOW-HIGH range (default: one random port).")
+        str | None,
+        typer.Option(
+            metavar="PORT[-PORT]", help="Source port or LOW-HIGH range (default: one random port)."
+        ),
     ] = None,
     gateway_mac: Annotated[
-        str | None, typer.Option(help="Next hop's MAC, instead of asking the kernel.")
+        str | None,
+        typer.Option(metavar="MAC", help="Next hop's MAC, instead of asking the kernel."),
     ] = None,
     csv_out: Annotated[
-        str | None, typer.Option("--csv", help="Stream the Shadowserver CSV here ('-': stdout).")
+        str | None,
+        typer.Option(
+            "--csv", metavar="PATH", help="Stream the Shadowserver CSV here ('-': stdout)."
+        ),
     ] = None,
     json_out: Annotated[
-        str | None, typer.Option("--json", help="Stream JSON lines here ('-': stdout).")
+        str | None,
+        typer.Option("--json", metavar="PATH", help="Stream JSON lines here ('-': stdout)."),
     ] = None,
     pcap_out: Annotated[
-        str | None, typer.Option("--pcap-out", help="Keep every received frame in this pcap.")
+        str | None,
+        typer.Option("--pcap-out", metavar="PATH", help="Keep every received frame in this pcap."),
     ] = None,
-    table_rows: Annotated[int, typer.Option(help="Servers shown in the terminal table.")] = 20,
+    table_rows: Annotated[
+        int, typer.Option(metavar="N", help="Servers shown in the terminal table.")
+    ] = 20,
     allow_default_route: Annotated[
         bool,
         typer.Option(
@@ -537,9 +652,52 @@ def _check_numbers(**values: tuple[float | None, opt.Range]) -> None:
         _fail(str(exc))
 
 
-def main() -> None:
+def _words_for_arguments() -> None:
+    """Help shows an argument's metavar (FILE..., HOST[:PORT]...) where typer would show
+    its Python type (<list[str]>) and wrap it in braces in the usage line."""
+    from typer.core import TyperArgument
+
+    typed = TyperArgument.display_type_rich
+    usage = TyperArgument._usage_display_name
+
+    def display_type_rich(self: TyperArgument, ctx: Any) -> str | None:
+        return None if self.metavar else typed(self, ctx)
+
+    def usage_name(self: TyperArgument) -> str:
+        return self.metavar or usage(self)
+
+    TyperArgument.display_type_rich = display_type_rich  # type: ignore[method-assign,assignment]
+    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+
+
+_words_for_arguments()
+
+
+def main(args: list[str] | None = None) -> None:
+    """The console script. A usage error ends in one line, as the tool's own errors do
+    (typer would draw a box, click would print three lines)."""
+    from typer._click import exceptions as click_errors  # typer's own copy of click
+
     try:
-        app()
+        code = app(args=args, standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        raise SystemExit(exc.exit_code) from None
+    except click_errors.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "stunscan"
+        _line(f"{exc.format_message()} (see {command} --help)")
+        raise SystemExit(exc.exit_code) from None
+    except click_errors.ClickException as exc:
+        _line(exc.format_message())
+        raise SystemExit(exc.exit_code) from None
+    except typer.Abort:
+        _line("aborted")
+        raise SystemExit(130) from None
     except KeyboardInterrupt:  # while starting, before a command could catch it
-        errors.print("stunscan: interrupted", markup=False)
-        sys.exit(130)
+        _line("interrupted")
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
+
+
+def _line(message: str) -> None:
+    errors.print(f"stunscan: {message}", markup=False, highlight=False, soft_wrap=True)

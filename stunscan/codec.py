@@ -30,14 +30,22 @@ class Attribute:
     padding: bytes
     decoded: Any
     problem: str | None = None
+    opaque: bool = False
+    """In a message of unknown method: kept as bytes, named by its code only."""
 
     @property
     def name(self) -> str:
-        return "(trailing bytes)" if self.code < 0 else proto.attribute_name(self.code)
+        if self.code < 0:
+            return "(trailing bytes)"
+        return (
+            proto.opaque_attribute_name(self.code)
+            if self.opaque
+            else proto.attribute_name(self.code)
+        )
 
     @property
     def kind(self) -> str:
-        return proto.attribute_kind(self.code)
+        return "bytes" if self.opaque else proto.attribute_kind(self.code)
 
 
 @dataclass(slots=True)
@@ -202,6 +210,7 @@ def _decode_stun(data: bytes, kind: str, length: int, datagram: bool) -> Message
     end = min(_HEADER + length, len(data))
     classic = kind == proto.CLASSIC_MESSAGE
     key = data[4:20]
+    opaque = not proto.known_method((data[0] << 8) | data[1])
     attributes: list[Attribute] = []
     problems: list[str] = []
     fingerprint: bool | None = None
@@ -219,14 +228,18 @@ def _decode_stun(data: bytes, kind: str, length: int, datagram: bool) -> Message
         if value_end > end:
             value_end = end
         padding_end = min(offset + 4 + ((declared + 3) & ~3), end)
-        attr = decode_attribute(
-            code, declared, data[offset + 4 : value_end], data[value_end:padding_end], key
-        )
+        value = data[offset + 4 : value_end]
+        if opaque:
+            problem = proto.opaque_attribute_problem(code, declared, value)
+            attr = Attribute(code, declared, value, data[value_end:padding_end], value, problem,
+                             True)  # fmt: skip
+        else:
+            attr = decode_attribute(code, declared, value, data[value_end:padding_end], key)
         if attr.problem:
             problems.append(attr.problem)
-        elif code == proto.FINGERPRINT and fingerprint is None:
+        elif code == proto.FINGERPRINT and fingerprint is None and len(value) == 4:
             covered = proto.covered_prefix(data, offset, 4)
-            fingerprint = proto.fingerprint(covered) == attr.decoded
+            fingerprint = proto.fingerprint(covered) == int.from_bytes(value, "big")
         attributes.append(attr)
         offset = padding_end
     problems[:0] = proto.message_problems(length, end - _HEADER)
@@ -272,6 +285,7 @@ def well_formed(data: bytes, end: int) -> bool:
     reports; ``tests/test_codec_fast_path.py`` holds the two to the same verdict.
     """
     offset = _HEADER
+    known = proto.known_method((data[0] << 8) | data[1])
     while offset < end:
         if offset + 4 > end:
             return False
@@ -280,7 +294,7 @@ def well_formed(data: bytes, end: int) -> bool:
         value_end = offset + 4 + length
         if value_end > end:
             return False
-        if code not in _FREE_FORM and code in proto.ATTRIBUTES:
+        if known and code not in _FREE_FORM and code in proto.ATTRIBUTES:
             sizes = _FIXED_SIZES.get(code)
             if sizes is not None:
                 if length not in sizes:

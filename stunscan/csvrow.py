@@ -58,6 +58,8 @@ def cells(
     key = data[4:20]
     found: dict[int, tuple[int, bytes]] = {}
     offset = proto.HEADER_SIZE
+    if not proto.known_method((data[0] << 8) | data[1]):
+        offset = end  # a vendor's message: its codes need not mean STUN's (codec: opaque)
     while offset + 4 <= end:  # (fewer bytes left: trailing bytes, no attribute)
         code = (data[offset] << 8) | data[offset + 1]
         declared = (data[offset + 2] << 8) | data[offset + 3]

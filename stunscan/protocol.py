@@ -94,11 +94,22 @@ def method_name(method: int) -> str:
     return METHODS.get(method, f"Method 0x{method:03X}")
 
 
+def known_method(msg_type: int) -> bool:
+    """Whether the message type's method is in the registry (stun-methods.tsv). A message
+    of another method (a vendor's, such as WhatsApp's types 0x0800-0x0805) borrows STUN's
+    header, not its attributes' meanings: both decoders check only its structure."""
+    return msg_type <= 0x3FFF and split_message_type(msg_type)[0] in METHODS
+
+
 def message_type_name(msg_type: int) -> str:
-    """'Binding Success Response', or the hex value for a type outside STUN's 14 bits."""
+    """'Binding Success Response'; 'unknown method (message type 0x0800)' for a method
+    outside the registry (its class bits may mean nothing either); the hex value for a
+    type outside STUN's 14 bits."""
     if msg_type > 0x3FFF:
         return f"0x{msg_type:04X}"
     method, cls = split_message_type(msg_type)
+    if method not in METHODS:
+        return f"unknown method (message type 0x{msg_type:04x})"
     return f"{method_name(method)} {CLASS_NAMES[cls]}"
 
 
@@ -885,6 +896,19 @@ def attribute_problem(
         return f"{attribute_name(code)} declares {declared} bytes, {len(value)} present"
     problem = value_length_problem(kind or attribute_kind(code), value)
     return f"{attribute_name(code)}: {problem}" if problem else None
+
+
+def opaque_attribute_name(code: int) -> str:
+    """An attribute of a message of unknown method: its code only (the registry's name
+    would claim a meaning the vendor may not give it)."""
+    return f"0x{code:04X}"
+
+
+def opaque_attribute_problem(code: int, declared: int, value: bytes) -> str | None:
+    """The one thing an attribute of an unknown method can get wrong: its length."""
+    if len(value) < declared:
+        return f"{opaque_attribute_name(code)} declares {declared} bytes, {len(value)} present"
+    return None
 
 
 def trailing_bytes_problem(count: int) -> str:

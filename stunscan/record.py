@@ -17,12 +17,14 @@ import sys
 import time
 from collections.abc import Iterable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from stunscan import protocol as proto
+from stunscan import roles
 from stunscan.codec import Message
 from stunscan.jsonout import json_text
+from stunscan.jsonshape import address_json, codec_attribute_json, endpoint_json
 from stunscan.text import printable
 
 COLUMNS = (
@@ -87,6 +89,19 @@ class Record:
     """How this response pairs with its request (for merging parallel runs); not output."""
 
     @property
+    def direction(self) -> str:
+        """'response', 'request' or 'indication': what the row is. In every row ``ip`` and
+        ``port`` name the server; only a response has a size and an amplification."""
+        return roles.direction(self.message.msg_type) if self.message.is_stun else "response"
+
+    @property
+    def role(self) -> str | None:
+        """The answering host's role (see stunscan.roles); None unless a response."""
+        if self.direction != roles.RESPONSE:
+            return None
+        return roles.role(self.message.msg_type, _signed(self.message))
+
+    @property
     def probe_size(self) -> int:
         """The request the amplification is measured against: the real one if it was seen,
         else the report's 20-byte reference probe."""
@@ -109,24 +124,31 @@ class Record:
         return mapped, xor
 
     def _address(self, code: int) -> proto.Address | None:
+        attr = self._meaningful(code)
+        return None if attr is None else attr.decoded  # type: ignore[no-any-return]
+
+    def _meaningful(self, code: int) -> Any:
+        """The attribute if present with its registry meaning: well formed, and not in a
+        message of unknown method (whose codes may mean something else)."""
         attr = self.message.get(code)
-        if attr is None or attr.problem:
+        if attr is None or attr.problem or attr.opaque:
             return None
-        return attr.decoded  # type: ignore[no-any-return]
+        return attr
 
     def software(self) -> str:
-        attr = self.message.get(proto.SOFTWARE)
-        return "" if attr is None or attr.problem else str(attr.decoded)
+        attr = self._meaningful(proto.SOFTWARE)
+        return "" if attr is None else str(attr.decoded)
 
     def fingerprint_value(self) -> int | None:
-        attr = self.message.get(proto.FINGERPRINT)
-        return None if attr is None or attr.problem else int(attr.decoded)
+        attr = self._meaningful(proto.FINGERPRINT)
+        return None if attr is None else int(attr.decoded)
 
     def row(self) -> dict[str, str]:
-        """The report's columns, formatted as the report formats them."""
+        """The report's columns, formatted as the report formats them. A request's or an
+        indication's row has no severity, tag, size or amplification: it is no finding."""
         message = self.message
         mapped, xor = self.addresses()
-        return dict(
+        row = dict(
             zip(
                 COLUMNS,
                 row_cells(
@@ -148,29 +170,56 @@ class Record:
                 strict=True,
             )
         )
+        if self.direction != roles.RESPONSE:
+            for column in _RESPONSE_ONLY:
+                row[column] = ""
+        return row
 
     def as_json(self) -> dict[str, Any]:
-        """The row plus what the CSV has no column for (why the values are what they are)."""
-        result: dict[str, Any] = dict(self.row())
+        """The row plus what the CSV has no column for (why the values are what they are),
+        in the one row shape of ``stunscan/schemas/common.json``: numbers as numbers,
+        absent values null, addresses as objects, every attribute's raw hex kept."""
+        result: dict[str, Any] = {
+            column: _typed(column, cell) for column, cell in self.row().items()
+        }
+        response = self.direction == roles.RESPONSE
         result.update(
+            direction=self.direction,
+            role=self.role,
             type_name=self.message.type_name,
-            client=self.client,
+            server=address_json(self.ip, self.port),
+            client=endpoint_json(self.client),
             request_size=self.request_size,
-            amplification_basis="request" if self.request_size else "reference-probe",
+            amplification_basis=(
+                None if not response else "request" if self.request_size else "reference-probe"
+            ),
             fingerprint_valid=self.message.fingerprint,
-            malformed=self.message.malformed,
-            attributes=[
-                {
-                    "type": f"{a.code:04x}",
-                    "name": a.name,
-                    "length": a.length,
-                    "value": _jsonable(a.decoded),
-                }
-                for a in self.message.attributes
-            ],
+            malformed=list(self.message.malformed),
+            attributes=[codec_attribute_json(a) for a in self.message.attributes],
         )
         result.update(self.extra)
         return result
+
+
+_RESPONSE_ONLY = ("severity", "tag", "amplification", "response_size")
+_INTEGER_COLUMNS = frozenset({"port", "message_length", "mapped_port", "xor_mapped_port",
+                              "response_size"})  # fmt: skip
+
+
+def _typed(column: str, cell: str) -> Any:
+    """A CSV cell as its JSON value: integers and the amplification as numbers, empty
+    cells as null (strings otherwise: hex codes stay the report's text)."""
+    if cell == "":
+        return None
+    if column in _INTEGER_COLUMNS:
+        return int(cell)
+    if column == "amplification":
+        return float(cell)
+    return cell
+
+
+def _signed(message: Message) -> bool:
+    return any(a.code in proto.INTEGRITY_ATTRIBUTES for a in message.attributes)
 
 
 def row_cells(
@@ -227,16 +276,6 @@ def row_cells(
 def _utc_text(second: int) -> str:
     """The report's timestamp of a second (records come in runs within one second)."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.hex()
-    if isinstance(value, proto.Address):
-        return asdict(value)
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def safe_cell(value: str) -> str:

@@ -39,7 +39,7 @@ def test_decode_vector_as_json() -> None:
     assert decoded["malformed"] == []
     names = [a["name"] for a in decoded["attributes"]]
     assert names == ["SOFTWARE", "XOR-MAPPED-ADDRESS", "MESSAGE-INTEGRITY", "FINGERPRINT"]
-    assert decoded["attributes"][1]["value"] == "192.0.2.1:32853"
+    assert decoded["attributes"][1]["value"] == {"family": 1, "ip": "192.0.2.1", "port": 32853}
 
 
 @needs_corpus

@@ -218,7 +218,7 @@ def test_answers_and_hashret_pair_request_and_response() -> None:
 @given(
     st.lists(attributes(), max_size=8),
     st.binary(min_size=12, max_size=12),
-    st.integers(0, 0x3FFF),
+    st.builds(proto.message_type, st.sampled_from(sorted(proto.METHODS)), st.integers(0, 3)),
     st.booleans(),
 )
 def test_random_attribute_lists_round_trip(attrs, tid, msg_type, fingerprint) -> None:  # type: ignore[no-untyped-def]

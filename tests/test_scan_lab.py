@@ -39,6 +39,7 @@ from scan_lab import (
 )
 
 from stunscan.capture.files import CaptureReader
+from stunscan.jsonshape import validator
 
 pytestmark = pytest.mark.skipif(not available(), reason="needs root, iproute2, coturn, stund")
 
@@ -109,6 +110,17 @@ def test_finds_exactly_the_lab_servers(lab: Lab, tmp_path: Path) -> None:
     assert len(frames) == counted(summary, r"received\s+")
     stamps = [frame.time for frame in frames]  # the kernel's receive times, in order
     assert stamps == sorted(stamps) and abs(stamps[0] - time.time()) < 60
+    check = validator("scan")  # one JSON shape: stunscan/schemas/scan.json
+    for line in details.values():
+        check.validate(line)
+        assert line["client"] == {"ip": SCANNER_V6 if ":" in line["ip"] else SCANNER_V4,
+                                  "port": SOURCE_PORT}  # fmt: skip
+    flat = re.sub(r"[│\s]+", " ", summary)
+    assert (
+        f"seen as {SCANNER_V4}:{SOURCE_PORT}" in flat or f"[{SCANNER_V6}]:{SOURCE_PORT}, " in flat
+    )
+    assert "0 of the servers in the table saw another" in flat
+    assert "as sent" in summary and "XOR-MAPPED  " not in summary  # one flag column, not two
 
 
 def test_the_report_probe_is_validated_by_address_only(lab: Lab, tmp_path: Path) -> None:
@@ -274,3 +286,48 @@ def test_classic_probe_finds_the_rfc3489_server(lab: Lab, tmp_path: Path) -> Non
     stund = details[STUND_PRIMARY]
     assert len(stund["transaction_id"]) == 32 and stund["type_name"] == "Binding Success Response"
     assert stund["mapped_address"] == stund["xor_mapped_address"] == SCANNER_V4
+
+
+def test_csv_to_the_terminal_never_shares_a_line_with_progress(lab: Lab) -> None:
+    """``scan --csv -`` with standard output and error on one terminal (a pty): every CSV
+    row is a line of its own; no progress line is drawn into them."""
+    import os
+    import pty
+    import threading
+
+    leader, follower = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    command = [
+        sys.executable, "-m", "stunscan", "scan", *LAB_TARGETS, *ALLOW, "--rate", "2000",
+        "--cooldown", "1", "--seed", "1", "--csv", "-", "--source-port", str(SOURCE_PORT),
+    ]  # fmt: skip
+    try:
+        process = subprocess.run(
+            lab.in_scanner(*command), stdin=subprocess.DEVNULL, stdout=follower,
+            stderr=follower, timeout=120, env={**os.environ, "COLUMNS": "200"},
+        )  # fmt: skip
+    finally:
+        os.close(follower)
+    reader.join(timeout=10)
+    os.close(leader)
+    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    assert process.returncode == 0, text
+    lines = text.split("\n")
+    rows = [line for line in lines if line.count(",") == 27 and not line.startswith("timestamp,")]
+    assert len(rows) == len(EXPECTED_V4 | EXPECTED_V6), text
+    for line in rows:
+        assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,medium,", line), line
+    assert not any(" · valid " in line for line in lines)  # no live progress line at all

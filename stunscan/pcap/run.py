@@ -6,6 +6,7 @@ that the analyser knows nothing of files, terminals or output formats.
 
 from __future__ import annotations
 
+import heapq
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from stunscan.capture.files import CaptureError, is_capture
 from stunscan.capture.stream import TCP_BUFFER_BUDGET
 from stunscan.pcap.analyzer import Analyzer
 from stunscan.pcap.feed import PcapFeed
+from stunscan.pcap.filters import ReportFilter
 from stunscan.pcap.parallel import analyse_in_parallel, plan
 from stunscan.pcap.sighting import Sighting, row_fields
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
@@ -62,15 +64,21 @@ def run_capture_analysis(
     errors: Console,
     workers: int = 1,
     tcp_buffer: int = TCP_BUFFER_BUDGET,
+    report_filter: ReportFilter | None = None,
+    sort: str | None = None,
 ) -> int:
-    """Analyse every capture; returns the number of records written."""
+    """Analyse every capture; returns the number of records written. ``report_filter``
+    decides which responders are rows and which count (servers only by default); ``sort``
+    ('amplification') puts the table's rows largest first, chosen among all rows."""
     try:
         files = capture_files(inputs)
     except InputError as exc:
         errors.print(f"stunscan: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(2) from None
     analyzer = Analyzer(all_messages=all_messages, tcp_buffer=tcp_buffer)
+    chosen = report_filter or ReportFilter()
     shown: list[Record] = []
+    ranked: list[tuple[float, int, Record]] = []
     warnings: list[str] = []
     written = 0
     to_stdout = "-" in (csv_out, json_out)
@@ -87,24 +95,37 @@ def run_capture_analysis(
             written += 1
             for writer in writers:
                 writer.write(record)
-            if len(shown) < table_rows:
+            if sort:
+                entry = (record.amplification if record.direction == "response" else 0.0,
+                         -written, record)  # fmt: skip
+                if len(ranked) < table_rows:
+                    heapq.heappush(ranked, entry)
+                elif table_rows:
+                    heapq.heappushpop(ranked, entry)
+            elif len(shown) < table_rows:
                 shown.append(record)
 
         def emit_sighting(sighting: Sighting) -> None:
             """A record to report, decoded in full only where a full record is wanted
             (JSON, the table): the CSV row and the tally's figures come from csvrow."""
             nonlocal written
-            if not json_out and len(shown) >= table_rows:
+            if not chosen.keep(sighting, all_messages):
+                return
+            counted = sighting.first and chosen.counts(sighting)
+            if not json_out and not sort and len(shown) >= table_rows:
                 fields = row_fields(sighting)
                 if fields is not None:
                     cells, amplification, family, software = fields
-                    if sighting.first:
+                    if counted:
                         analyzer.tally.figures(amplification, family, software)
                     written += 1
                     if csv_writer:
                         csv_writer.write_cells(cells)
                     return
-            emit(analyzer.record(sighting))
+            record = sighting.record()
+            if counted:
+                analyzer.tally.count(record)
+            emit(record)
 
         try:
             for path in files:
@@ -128,13 +149,15 @@ def run_capture_analysis(
         except KeyboardInterrupt:
             warnings.append("interrupted: the summary covers what was read")
         analyzer.finish()
+    if sort:
+        shown = [record for _, _, record in sorted(ranked, reverse=True)]
     report = errors if to_stdout else console
     if not to_stdout:
         title = f"{'messages' if all_messages else 'responding servers'}: {written}"
         if written > len(shown):
             title += f" (first {len(shown)} shown; --csv or --json for all)"
-        console.print(records_table(shown, title))
-    report.print(summary_panel(analyzer.stats, summarize(analyzer.tally)))
+        console.print(records_table(shown, title, console.width))
+    report.print(summary_panel(analyzer.stats, summarize(analyzer.tally), chosen.note()))
     for warning in warnings:
         errors.print(f"stunscan: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     return written

@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
-from stunscan import codec, csvrow
+from stunscan import codec, csvrow, roles
 from stunscan.record import Record
 from stunscan.text import endpoint_text
 
@@ -50,21 +50,37 @@ class Sighting:
             self.first,
         )
 
+    @property
+    def role(self) -> str | None:
+        """The responder's role (stunscan.roles), from the bytes; None unless a response."""
+        return roles.role_of_bytes(self.data)
+
+    @property
+    def server(self) -> tuple[bytes, int]:
+        """The server's (packed address, port): the sender of a response, else the receiver."""
+        if len(self.data) >= 2 and not roles.from_server((self.data[0] << 8) | self.data[1]):
+            return self.dst, self.dport
+        return self.src, self.sport
+
     def record(self) -> Record:
         """The report row's record, decoded now (not kept: a batch's worth of decoded
         messages would be most of the analyser's memory)."""
         message = codec.decode(self.data, datagram=self.transport == "udp")
         assert message is not None  # the analyser's peek said it is STUN
-        client = endpoint_text(ip_text(self.dst), self.dport)
+        # ip and port always name the server: the sender of a response, the receiver of a
+        # request (--all-messages rows)
+        server, port, client, client_port = self.src, self.sport, self.dst, self.dport
+        if not roles.from_server(message.msg_type):
+            server, port, client, client_port = client, client_port, server, port
         record = Record(
             self.time,
-            ip_text(self.src),
-            self.sport,
+            ip_text(server),
+            port,
             self.transport,
             message,
             message.size,
             self.request_size,
-            client,
+            endpoint_text(ip_text(client), client_port),
         )
         record.pair_key = self.pair_key
         if self.moved:
@@ -78,7 +94,9 @@ def ip_text(packed: bytes) -> str:
 
 def row_fields(sighting: Sighting) -> tuple[list[str], float, int, str] | None:
     """(cells, amplification, family, SOFTWARE) of the record the sighting makes; None for
-    what is not a STUN or classic message (the caller decodes those in full)."""
+    what is not a STUN or classic response (the caller decodes those in full)."""
+    if sighting.role is None:
+        return None
     ip = ip_text(sighting.src)
     made = csvrow.cells(sighting.data, sighting.time, ip, sighting.sport, sighting.transport,
                  sighting.request_size)  # fmt: skip

@@ -8,8 +8,10 @@ got a Shadowserver report needs to know.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from stunscan import protocol as proto
 from stunscan.probe.exchange import Exchange, Timing, exchange_tcp, exchange_udp
@@ -59,14 +61,23 @@ class HostReport:
     results: list[VariantResult] = field(default_factory=list)
     nat: NatReport | None = None
 
+    def every_exchange(self) -> list[VariantResult]:
+        """Every request sent: the variants', then NAT discovery's tests (each an answer
+        that counts toward the verdict and the worst case like any other)."""
+        nat = [] if self.nat is None else self.nat.tests
+        return [*self.results, *(VariantResult(f"nat {label}", ex) for label, ex in nat)]
+
     @property
     def answered(self) -> bool:
-        answered = any(r.exchange.answered for r in self.results)
-        return answered or bool(self.nat and self.nat.tests and self.nat.tests[0][1].answered)
+        return any(r.exchange.answered for r in self.every_exchange())
 
     def worst(self) -> VariantResult | None:
         """The UDP answer with the largest amplification (what a reflector attack uses)."""
-        udp = [r for r in self.results if r.exchange.transport == "udp" and r.exchange.answered]
+        udp = [
+            r
+            for r in self.every_exchange()
+            if r.exchange.transport == "udp" and r.exchange.answered
+        ]
         return max(udp, key=lambda r: r.exchange.amplification or 0.0, default=None)
 
     def verdict(self) -> str:
@@ -82,8 +93,10 @@ class HostReport:
                 )
             else:
                 parts.append(f"answers over UDP without amplifying ({worst.variant}: {sizes})")
-        elif any(r.exchange.transport == "udp" for r in self.results):
-            failures = {r.exchange.failure for r in self.results if r.exchange.transport == "udp"}
+        elif any(r.exchange.transport == "udp" for r in self.every_exchange()):
+            failures = {
+                r.exchange.failure for r in self.every_exchange() if r.exchange.transport == "udp"
+            }
             parts.append(f"no STUN answer over UDP ({', '.join(sorted(f for f in failures if f))})")
         if any(_is_open_relay(r.exchange) for r in self.results):
             parts.append("an OPEN TURN relay: Allocate succeeded without credentials")
@@ -117,18 +130,25 @@ def _is_open_relay(exchange: Exchange) -> bool:
 
 
 def probe_target(target: Target, probe: Probe) -> HostReport:
-    """Ask ``target`` every variant of ``probe``, UDP first, then TCP, then NAT discovery."""
+    """Ask ``target`` every variant of ``probe`` (UDP, then TCP, then NAT discovery, in
+    that order in the report) all at once: each on its own socket, so that a host costs
+    about one timeout however many variants go unanswered."""
     report = HostReport(target)
+    asks: list[tuple[str, Callable[[], Exchange]]] = []
     for transport in _transports(probe):
         for name in _plain(probe.variants):
             variant = VARIANTS[name]
             if variant.udp_only and transport == "tcp":
                 continue
             send = exchange_udp if transport == "udp" else exchange_tcp
-            exchange = send(variant.build(), target.sockaddr, probe.timing)
-            report.results.append(VariantResult(name, exchange))
-    if NAT in probe.variants and probe.udp:
-        report.nat = discover(target.sockaddr, probe.timing)
+            asks.append((name, partial(send, variant.build(), target.sockaddr, probe.timing)))
+    nat = NAT in probe.variants and probe.udp
+    with ThreadPoolExecutor(max_workers=len(asks) + nat or 1) as pool:
+        running = [(name, pool.submit(ask)) for name, ask in asks]
+        discovery = pool.submit(discover, target.sockaddr, probe.timing) if nat else None
+        report.results = [VariantResult(name, future.result()) for name, future in running]
+        if discovery is not None:
+            report.nat = discovery.result()
     return report
 
 

@@ -84,6 +84,10 @@ class Exchange:
     sent: int = 0
     stray: Counter[str] = field(default_factory=Counter)
     failure: str | None = None
+    started: float = 0.0
+    """Monotonic time the transaction began (variants run side by side: see probe_target)."""
+    finished: float = 0.0
+    """Monotonic time it ended, answered or not."""
 
     @property
     def answered(self) -> bool:
@@ -165,7 +169,16 @@ def exchange_udp(
 
     ``sock`` lets several transactions share one local port (NAT behaviour discovery).
     """
-    exchange = Exchange("udp", target, request)
+    exchange = Exchange("udp", target, request, started=time.monotonic())
+    try:
+        _udp(exchange, timing, sock)
+    finally:
+        exchange.finished = time.monotonic()
+    return exchange
+
+
+def _udp(exchange: Exchange, timing: Timing, sock: socket.socket | None) -> Exchange:
+    request, target = exchange.request, exchange.target
     with contextlib.ExitStack() as stack:
         if sock is None:
             sock = stack.enter_context(udp_socket(family_of(target[0])))
@@ -228,7 +241,16 @@ def _send_failure(exc: OSError, sock: socket.socket) -> str:
 
 def exchange_tcp(request: bytes, target: tuple[str, int], timing: Timing) -> Exchange:
     """Connect, send ``request`` once, read messages off the stream until ours arrives."""
-    exchange = Exchange("tcp", target, request)
+    exchange = Exchange("tcp", target, request, started=time.monotonic())
+    try:
+        _tcp(exchange, timing)
+    finally:
+        exchange.finished = time.monotonic()
+    return exchange
+
+
+def _tcp(exchange: Exchange, timing: Timing) -> Exchange:
+    request, target = exchange.request, exchange.target
     deadline = time.monotonic() + timing.deadline()
     with socket.socket(family_of(target[0]), socket.SOCK_STREAM) as sock:
         sock.settimeout(max(deadline - time.monotonic(), 0.001))

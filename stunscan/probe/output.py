@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stunscan.jsonshape import address_json
 from stunscan.probe import HostReport, VariantResult
 from stunscan.probe.exchange import Exchange
 from stunscan.probe.why import exchange_budget, why
@@ -46,22 +47,30 @@ def report_row(report: HostReport) -> Record | None:
     return record_of(answered[0].exchange) if answered else None
 
 
+def _endpoint(endpoint: tuple[str, int] | None) -> dict[str, Any] | None:
+    return None if endpoint is None else address_json(*endpoint)
+
+
 def _result_json(result: VariantResult) -> dict[str, Any]:
     exchange = result.exchange
     record = record_of(exchange)
     out: dict[str, Any] = {
         "variant": result.variant,
         "transport": exchange.transport,
+        "to": _endpoint(exchange.target),
         "request_size": len(exchange.request),
         "sent": exchange.sent,
+        "answered": exchange.answered,
         "failure": exchange.failure,
         "stray": dict(exchange.stray),
         "rtt_ms": None if exchange.rtt is None else round(exchange.rtt * 1000, 3),
-        "answered_from": list(exchange.source) if exchange.source else None,
+        "amplification": None
+        if exchange.amplification is None
+        else round(exchange.amplification, 2),
+        "answered_from": _endpoint(exchange.source),
         "moved": exchange.moved,
+        "response": None if record is None else record.as_json(),
     }
-    if record is not None:
-        out["response"] = record.as_json()
     plan = exchange_budget(exchange)
     if plan is not None:
         out["budget"] = plan.as_json()
@@ -75,6 +84,7 @@ def host_json(report: HostReport) -> dict[str, Any]:
         "host": report.target.given,
         "ip": report.target.address,
         "port": report.target.port,
+        "server": address_json(report.target.address, report.target.port),
         "answered": report.answered,
         "verdict": report.verdict(),
         "worst": None
@@ -94,19 +104,21 @@ def host_json(report: HostReport) -> dict[str, Any]:
         nat = report.nat
         out["nat"] = {
             "nat": nat.nat,
-            "mapped": str(nat.mapped) if nat.mapped else None,
-            "other_address": str(nat.other) if nat.other else None,
+            "mapped": _address(nat.mapped),
+            "other_address": _address(nat.other),
             "mapping": nat.mapping,
             "filtering": nat.filtering,
             "notes": nat.notes,
             "tests": [
-                {
-                    "test": label,
-                    "to": list(exchange.target),
-                    "answered_from": list(exchange.source) if exchange.source else None,
-                    "failure": exchange.failure,
-                }
+                {"test": label, **_result_json(VariantResult(f"nat {label}", exchange))}
                 for label, exchange in nat.tests
             ],
         }
     return out
+
+
+def _address(address: Any) -> dict[str, Any] | None:
+    """A decoded STUN address (family, ip, port) in the shared JSON shape."""
+    if address is None:
+        return None
+    return {"family": address.family, **address_json(address.address, address.port)}

@@ -188,6 +188,11 @@ def response_label(message: Any) -> str:
     return name + (" [malformed]" if message.malformed else "")
 
 
+_SECONDS = frozenset(proto.parse_attribute_code(name) for name in ("LIFETIME", "CACHE-TIMEOUT"))
+"""u32 attributes that count seconds (shown as '600 s', not 0x00000258)."""
+_HEX = frozenset({proto.parse_attribute_code("MAGIC-COOKIE")})
+
+
 def attribute_text(attr: Any) -> str:
     """A decoded (fast codec) attribute value as a person reads it."""
     if attr.problem:
@@ -199,8 +204,14 @@ def attribute_text(attr: Any) -> str:
         return f"{value[0]} {value[1]}"
     if kind == "attr-list":
         return ", ".join(proto.attribute_name(code) for code in value)
-    if kind in ("crc32", "u32", "flags"):
+    if attr.code in _SECONDS:
+        return f"{value} s"
+    if kind in ("crc32", "flags") or attr.code in _HEX:
         return f"0x{value:08x}"
+    if kind == "u64":  # tie-breakers and the like: random numbers read better in hex
+        return f"0x{value:016x}"
+    if kind == "u32":
+        return str(value)
     if kind == "transport":
         return {17: "UDP (17)", 6: "TCP (6)"}.get(value, str(value))
     if kind == "empty":

@@ -9,45 +9,94 @@ from rich.table import Table
 from rich.text import Text
 
 from stunscan.render.cells import address_text, cell, check_mark
+from stunscan.render.fit import Column, fit_table
 from stunscan.render.messages import response_label
 from stunscan.text import endpoint_text, printable
 
-RECORD_COLUMNS = (
-    # header, justify, least width (numbers are never split; the rest folds if it must)
-    ("server", "left", None),
-    ("response", "left", None),
-    ("MAPPED", "left", None),
-    ("XOR-MAPPED", "left", None),
-    ("SOFTWARE", "left", None),
-    ("FINGERPRINT", "left", None),
-    ("bytes", "right", 5),
-    ("amp", "right", 5),
-)
+
+def _server(record: Any) -> Text:
+    return cell(f"{endpoint_text(record.ip, record.port)}/{record.protocol}")
 
 
-def records_table(records: list[Any], title: str) -> Table:
-    """Responding servers side by side: MAPPED next to XOR-MAPPED, SOFTWARE, FINGERPRINT,
-    amplification (marked * where measured against the 20-byte reference probe)."""
-    table = Table(title=title, header_style="bold", title_justify="left")
-    for header, justify, least in RECORD_COLUMNS:
-        table.add_column(header, justify=justify, overflow="fold", min_width=least)  # type: ignore[arg-type]
-    for record in records:
-        mapped, xor = record.addresses()
-        message = record.message
-        amplification = f"{record.amplification:.2f}" + ("" if record.request_size else "*")
-        response = cell(response_label(message), "red" if message.malformed else "")
-        server = endpoint_text(record.ip, record.port)
-        table.add_row(
-            cell(f"{server}/{record.protocol}"),
-            response,
-            cell(address_text(mapped)),
-            cell(address_text(xor)),
-            cell(record.software()),
-            check_mark(message.fingerprint),
-            str(record.response_size),
-            amplification,
-        )
-    return table
+def _response(record: Any) -> Text:
+    message = record.message
+    return cell(response_label(message), "red" if message.malformed else "")
+
+
+def _amplification(record: Any) -> str:
+    if record.direction != "response":
+        return ""
+    return f"{record.amplification:.2f}" + ("" if record.request_size else "*")
+
+
+def _merged_mapped(record: Any) -> Text:
+    mapped, xor = record.addresses()
+    if mapped is not None and xor is not None and mapped != xor:
+        return cell(f"{xor} (MAPPED {mapped})", "yellow")
+    return cell(address_text(xor or mapped))
+
+
+def saw_another(record: Any) -> bool:
+    """Whether MAPPED or XOR-MAPPED names another endpoint than the one we sent from."""
+    return any(a is not None and str(a) != record.client for a in record.addresses())
+
+
+def _as_sent(record: Any) -> Text:
+    """Whether the server saw us where we are (a scan knows its own address): a NAT, a
+    rewriting middlebox or a lying server shows up here."""
+    own = record.client
+    differs = [
+        f"{name} {address}"
+        for name, address in zip(("MAPPED", "XOR-MAPPED"), record.addresses(), strict=True)
+        if address is not None and str(address) != own
+    ]
+    if not differs:
+        return Text("as sent", style="dim")
+    return cell("; ".join(differs), "bold yellow")
+
+
+def record_columns(records: list[Any], own_address: bool = False) -> list[Column]:
+    """The columns of the responders' table, most important first. With ``own_address``
+    (a scan: every MAPPED is the scanner's own address) one column flags the servers that
+    saw another address instead of showing the same address twice per row."""
+    columns = [
+        Column("server", _server, 100, kind="address"),
+        Column("response", _response, 90, kind="text", floor=len("Allocate error 401")),
+    ]
+    if any(r.role not in ("server", None) or r.direction != "response" for r in records):
+        columns.append(Column("role", lambda r: r.role or r.direction, 60))
+    if own_address:
+        columns.append(Column("mapped", _as_sent, 50, kind="address"))
+    else:
+        columns += [
+            Column("MAPPED", lambda r: cell(address_text(r.addresses()[0])), 40, kind="address"),
+            Column(
+                "XOR-MAPPED", lambda r: cell(address_text(r.addresses()[1])), 50, kind="address"
+            ),
+            Column(
+                "MAPPED / XOR-MAPPED",
+                _merged_mapped,
+                50,
+                kind="address",
+                replaces=("MAPPED", "XOR-MAPPED"),
+            ),
+        ]
+    columns += [
+        Column("SOFTWARE", lambda r: cell(r.software()), 30, kind="text"),
+        Column("FINGERPRINT", lambda r: check_mark(r.message.fingerprint), 20),
+        Column("bytes", lambda r: str(r.response_size), 70, justify="right"),
+        Column("amp", _amplification, 80, justify="right"),
+    ]
+    return columns
+
+
+def records_table(
+    records: list[Any], title: str, width: int = 160, own_address: bool = False
+) -> Table:
+    """Responders side by side: MAPPED next to XOR-MAPPED, SOFTWARE, FINGERPRINT,
+    amplification (marked * where measured against the 20-byte reference probe), fitted to
+    ``width`` (see stunscan.render.fit)."""
+    return fit_table(title, record_columns(records, own_address), records, width)
 
 
 def report_rows(
@@ -72,8 +121,9 @@ def report_rows(
     grid.add_row("top SOFTWARE", Text(software or "-"))
 
 
-def summary_panel(stats: Any, summary: Any) -> Panel:
-    """What the capture held, in the report's own terms."""
+def summary_panel(stats: Any, summary: Any, left_out: str = "") -> Panel:
+    """What the capture held, in the report's own terms: the servers counted are those
+    answering an unauthenticated request; ``left_out`` says which responders were not."""
     grid = Table.grid(padding=(0, 2))
     grid.add_row("frames read", str(stats.frames))
     grid.add_row(
@@ -90,6 +140,7 @@ def summary_panel(stats: Any, summary: Any) -> Panel:
     report_rows(
         grid,
         summary,
+        servers_note="(answering without credentials)",
         amplification_note="(one factor per server; * in the table: against the 20-byte"
         " reference probe)",
     )
@@ -100,5 +151,7 @@ def summary_panel(stats: Any, summary: Any) -> Panel:
         f" TCP bytes dropped {stats.tcp_bytes_dropped}{budget}; ICMP unreachable"
         f" {stats.icmp_unreachable} ({stats.icmp_quoting_stun} quoting STUN)"
     )
+    if left_out:
+        grid.add_row("not reported", Text(left_out))
     grid.add_row("skipped", skipped)
     return Panel(grid, title="summary", title_align="left", expand=False)

@@ -28,7 +28,9 @@ def _duration(seconds: float) -> str:
 
 
 class ScanProgress:
-    """Sent, received, valid, hit rate, packets/s and ETA, as one line."""
+    """Sent, received, valid, hit rate, the phase (sending, cooling down N s, stopping),
+    the sending rate and the ETA, as one line. Once sending ends the rate is the sender's
+    own figure (the summary's), not sent / time-since-start falling through the cooldown."""
 
     def __init__(
         self, senders: Sequence[int], counters: Sequence[int], expected_targets: int
@@ -38,20 +40,47 @@ class ScanProgress:
         self.counters = counters
         self.expected = max(expected_targets, 1)
         self.started = time.perf_counter()
+        self.rate: float | None = None
+        """The sending rate once sending ended."""
+        self.cooldown_until: float | None = None
+        self.stopped = False
+
+    def sending_ended(self, rate: float) -> None:
+        self.rate = rate
+
+    def cooling(self, seconds: float) -> None:
+        """The cooldown begins: count down ``seconds``."""
+        self.cooldown_until = time.perf_counter() + seconds
+
+    def stopping(self) -> None:
+        """Ctrl-C: sending stops (the cooldown still runs unless cut short)."""
+        self.stopped = True
+
+    def phase(self) -> str:
+        now = time.perf_counter()
+        if self.cooldown_until is not None:
+            left = max(self.cooldown_until - now, 0.0)
+            cooling = f"cooling down {left:.0f} s"
+            return f"stopping: {cooling}" if self.stopped else cooling
+        return "stopping" if self.stopped else "sending"
 
     def line(self) -> str:
         sent, targets = sum(self.senders[0::2]), sum(self.senders[1::2])
         elapsed = time.perf_counter() - self.started
-        rate = sent / elapsed if elapsed > 0 else 0.0
+        rate = self.rate if self.rate is not None else sent / elapsed if elapsed > 0 else 0.0
         received, valid = self.counters[_RECEIVED], self.counters[_VALID]
         hit = valid / targets if targets else 0.0
         done = targets / self.expected
-        per_target = elapsed / targets if targets else 0.0
-        eta = _duration((self.expected - targets) * per_target) if targets else "-"
-        return (
-            f"sent {sent:,} ({done:.1%} of {self.expected:,} targets) · received"
-            f" {received:,} · valid {valid:,} · hit rate {hit:.2%} · {rate:,.0f} pkt/s · ETA {eta}"
+        text = (
+            f"{self.phase()} · sent {sent:,} ({done:.1%} of {self.expected:,} targets) ·"
+            f" received {received:,} · valid {valid:,} · hit rate {hit:.2%} ·"
+            f" sending {rate:,.0f} pkt/s"
         )
+        if self.rate is None and not self.stopped:
+            per_target = elapsed / targets if targets else 0.0
+            eta = _duration((self.expected - targets) * per_target) if targets else "-"
+            text += f" · ETA {eta}"
+        return text
 
     def __rich__(self) -> Text:
         return Text(self.line())
@@ -74,9 +103,15 @@ def scan_header(
 
 
 def scan_summary(
-    sent: SendStats, received: ReceiveStats, summary: Any, plan: Any, options: Any
+    sent: SendStats,
+    received: ReceiveStats,
+    summary: Any,
+    plan: Any,
+    options: Any,
+    seen_as: str = "",
 ) -> Panel:
-    """The scan in the report's own terms, and what was sent, received and dropped."""
+    """The scan in the report's own terms, and what was sent, received and dropped;
+    ``seen_as`` says once the address the servers saw (every MAPPED-ADDRESS is ours)."""
     grid = Table.grid(padding=(0, 2))
     elapsed = sent.finished - sent.started
     grid.add_row(
@@ -112,6 +147,8 @@ def scan_summary(
         else "keyed transaction ID"
     )
     grid.add_row("validation", validation)
+    if seen_as:
+        grid.add_row("seen as", seen_as)
     shard = f"shard {options.shard} of {options.shards}, " if options.shards > 1 else ""
     grid.add_row("order", f"{shard}seed {plan.seed} (--seed to repeat it)")
     return Panel(grid, title="scan summary", title_align="left", expand=False)

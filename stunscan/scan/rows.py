@@ -87,8 +87,8 @@ def fill(buffer: np.ndarray, answers: list[Answer], starts: list[int]) -> None:
         ident_at.tolist(),
         strict=True,
     ):
-        if not done:
-            continue
+        if not done or not proto.known_method(kind):
+            continue  # (a vendor's method: its codes mean no MAPPED; csvrow says so)
         answer = answers[index]
         payload = answer.payload
         software, field = "", ""

@@ -342,7 +342,8 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
         progress = display.ScanProgress(shared, counters, expected)
         header = display.scan_header(plan, options, routes, ports, rate)
         errors.print(header, markup=False, highlight=False, soft_wrap=True)
-        with _progress(progress, errors):
+        shared_terminal = "-" in (options.csv_out, options.json_out) and _same_terminal()
+        with _progress(progress, errors, live=not shared_terminal):
             start_at = time.perf_counter() + (SENDER_START if count > 1 else 0.0)
             helpers = [
                 _start_sender(context, sender, walk, slot, routes, start_at)
@@ -351,7 +352,11 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
             parts = [sender(count - 1, send_sockets).run(walk(count - 1), start_at=start_at)]
             parts += [_collect(channel, process, "sender") for channel, process in helpers]
             sent = SendStats.combined(parts)
-            _cooldown(options.cooldown, sent)
+            progress.sending_ended(sent.rate)
+            if sent.interrupted:
+                progress.stopping()
+            progress.cooling(options.cooldown)
+            _cooldown(options.cooldown, sent, progress)
         stop.set()
         result: ScanResult = _collect(receiving, child, "sniffer")
     _report(result, sent, plan, options, console, errors)
@@ -412,12 +417,28 @@ def _expected_targets(plan: ScanPlan, options: ScanOptions) -> int:
     return share if options.max_targets is None else min(share, options.max_targets)
 
 
-def _cooldown(seconds: float, sent: SendStats) -> None:
+def _cooldown(seconds: float, sent: SendStats, progress: display.ScanProgress) -> None:
     """Wait for late answers; a Ctrl-C here ends the wait, not the scan."""
     try:
         time.sleep(seconds)
     except KeyboardInterrupt:
         sent.interrupted = True
+        progress.stopping()
+        progress.cooling(0.0)
+
+
+def _same_terminal() -> bool:
+    """Whether standard output and standard error are one terminal: rows written to
+    standard output would then be glued onto a live progress line, so there is none."""
+    import os
+
+    try:
+        if not (sys.stdout.isatty() and sys.stderr.isatty()):
+            return False
+        out, err = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino)
 
 
 def _collect(channel: Any, process: Any, who: str) -> Any:
@@ -436,15 +457,19 @@ def _collect(channel: Any, process: Any, who: str) -> Any:
 
 
 class _progress:
-    """A rich live line on a terminal; a log line every few seconds otherwise."""
+    """A rich live line on a terminal; a log line every few seconds otherwise; nothing
+    when ``live`` is off (the data goes to the same terminal)."""
 
-    def __init__(self, progress: display.ScanProgress, errors: Console) -> None:
+    def __init__(self, progress: display.ScanProgress, errors: Console, live: bool = True) -> None:
         self.progress = progress
         self.errors = errors
+        self.enabled = live
         self.live: Live | None = None
         self.timer: Any = None
 
     def __enter__(self) -> None:
+        if not self.enabled:
+            return
         if self.errors.is_terminal:
             self.live = Live(self.progress, console=self.errors, refresh_per_second=4)
             self.live.__enter__()
@@ -460,6 +485,8 @@ class _progress:
             self.errors.print(self.progress.line(), markup=False, highlight=False, soft_wrap=True)
 
     def __exit__(self, *exc: object) -> None:
+        if not self.enabled:
+            return
         if self.live is not None:
             self.live.__exit__(None, None, None)
         else:
@@ -475,7 +502,7 @@ def _report(
     console: Console,
     errors: Console,
 ) -> None:
-    from stunscan.render.records import records_table
+    from stunscan.render.records import records_table, saw_another
 
     to_stdout = "-" in (options.csv_out, options.json_out)
     out = errors if to_stdout else console
@@ -483,7 +510,16 @@ def _report(
         title = f"responding servers: {result.written}"
         if result.written > len(result.shown):
             title += f" (first {len(result.shown)} shown; --csv or --json for all)"
-        out.print(records_table(result.shown, title))
-    out.print(display.scan_summary(sent, result.stats, summarize(result.tally), plan, options))
+        out.print(records_table(result.shown, title, out.width, own_address=True))
+    seen = sorted({r.client for r in result.shown if r.client})
+    seen_as = ""
+    if seen:
+        differ = sum(1 for r in result.shown if saw_another(r))
+        seen_as = (
+            f"{', '.join(seen)} (our address: every MAPPED / XOR-MAPPED should say it;"
+            f" {differ} of the servers in the table saw another)"
+        )
+    summary = summarize(result.tally)
+    out.print(display.scan_summary(sent, result.stats, summary, plan, options, seen_as))
     if sent.interrupted:
         errors.print("stunscan: interrupted: every answer received is in the output", markup=False)

@@ -1,0 +1,1 @@
+"""JSON Schemas of every command's JSON output (package data; see stunscan.jsonshape)."""
