@@ -73,22 +73,22 @@ Inputs = Annotated[
 Password = Annotated[
     str | None,
     typer.Option(
+        metavar="TEXT",
         help="Check MESSAGE-INTEGRITY: short-term password alone; long-term with --username"
         " and --realm (taken from the message when it carries them).",
-        rich_help_panel="MESSAGE-INTEGRITY",
     ),
 ]
 Username = Annotated[
     str | None,
-    typer.Option(help="Long-term username.", rich_help_panel="MESSAGE-INTEGRITY"),
+    typer.Option(metavar="NAME", help="Long-term username."),
 ]
 Realm = Annotated[
     str | None,
-    typer.Option(help="Long-term realm.", rich_help_panel="MESSAGE-INTEGRITY"),
+    typer.Option(metavar="REALM", help="Long-term realm."),
 ]
 KeyHex = Annotated[
     str | None,
-    typer.Option("--key", help="The HMAC key itself, in hex.", rich_help_panel="MESSAGE-INTEGRITY"),
+    typer.Option("--key", metavar="HEX", help="The HMAC key itself, in hex."),
 ]
 
 
