@@ -4,6 +4,7 @@ attributes of a decoded answer. Renderers never parse bytes; the layer and codec
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from rich import box
@@ -14,11 +15,71 @@ from rich.text import Text
 
 from stunscan import protocol as proto
 from stunscan.render.cells import cell, check_mark, hex_preview
-from stunscan.text import printable
+from stunscan.text import endpoint_text, printable
+
+MAX_SHOWN_ATTRIBUTES = 200
+"""Attributes shown in a panel or an explanation; a line says how many more there are
+(real messages hold a few dozen at most; ``decode --json`` always lists every one)."""
 
 
-def message_panel(origin: str, message: Any) -> Panel:
-    """One dissected message: header facts, then every attribute decoded."""
+def context_title(origin: str, found: Any) -> str:
+    """Where a message was seen, as tshark shows it: 'file.pcap  frame 12
+    13:14:27.123456  192.0.2.1:3478 → 192.0.2.9:40000  udp' (UTC), marked when quoted
+    inside an ICMP error; just the origin for hex and raw messages. Escaped."""
+    if found is None:
+        return printable(origin)
+    when = datetime.fromtimestamp(found.time, timezone.utc).strftime("%H:%M:%S.%f")
+    title = (
+        f"{origin}  frame {found.frame}  {when}  {endpoint_text(found.src, found.sport)} →"
+        f" {endpoint_text(found.dst, found.dport)}  {found.transport}"
+    )
+    if found.quoted_in_icmp:
+        title += "  quoted in ICMP"
+    return printable(title)
+
+
+def message_json(origin: str, message: Any, found: Any) -> dict[str, object]:
+    """One message for ``decode --json``: its context (None outside captures), then every
+    header field and every attribute decoded (all of them, however many)."""
+    result: dict[str, object] = {
+        "origin": origin,
+        "frame": found.frame if found else None,
+        "time": found.time if found else None,
+        "transport": found.transport if found else None,
+        "src": found.src if found else None,
+        "sport": found.sport if found else None,
+        "dst": found.dst if found else None,
+        "dport": found.dport if found else None,
+        "quoted_in_icmp": found.quoted_in_icmp if found else False,
+        "kind": found.kind if found else None,
+        "hex": bytes(found.data if found else message).hex(),
+        "summary": message.summary(),
+    }
+    if hasattr(message, "malformed_reasons"):
+        result["malformed"] = message.malformed_reasons()
+    if hasattr(message, "attributes"):
+        result["type"] = f"{message.type:04x}"
+        result["type_name"] = message.type_name
+        result["transaction_id"] = bytes(message.transaction_id).hex()
+        result["fingerprint"] = message.fingerprint_ok()
+        result["attributes"] = [
+            {
+                "type": f"{a.type:04x}",
+                "name": a.attribute_name,
+                "length": a.length,
+                "value_hex": a.value_bytes().hex(),
+                "value": a.value_text(),
+            }
+            for a in message.attributes
+            if hasattr(a, "attribute_name")
+        ]
+    return result
+
+
+def message_panel(origin: str, message: Any, found: Any = None) -> Panel:
+    """One dissected message: header facts, then its attributes decoded (at most
+    :data:`MAX_SHOWN_ATTRIBUTES`, then how many more)."""
+    origin = context_title(origin, found)
     reasons: list[str] = (
         message.malformed_reasons() if hasattr(message, "malformed_reasons") else []
     )
@@ -36,7 +97,8 @@ def message_panel(origin: str, message: Any) -> Panel:
     table = Table(show_edge=False, header_style="bold")
     for column in ("#", "attribute", "len", "value"):
         table.add_column(column, overflow="fold")
-    for number, attr in enumerate(message.attributes, 1):
+    attributes = message.attributes
+    for number, attr in enumerate(attributes[:MAX_SHOWN_ATTRIBUTES], 1):
         if not hasattr(attr, "attribute_name"):
             table.add_row(
                 str(number), "(trailing)", str(len(bytes(attr))), hex_preview(bytes(attr))
@@ -51,6 +113,8 @@ def message_panel(origin: str, message: Any) -> Panel:
                 attr.value_text() if not attr.problem() else hex_preview(attr.value_bytes()), style
             ),
         )
+    if len(attributes) > MAX_SHOWN_ATTRIBUTES:
+        table.add_row("…", f"{len(attributes) - MAX_SHOWN_ATTRIBUTES} more attributes", "", "")
     parts: list[Any] = [facts, table]
     if reasons:
         parts.append(
@@ -59,10 +123,16 @@ def message_panel(origin: str, message: Any) -> Panel:
     return Panel(Group(*parts), title=cell(origin), title_align="left")
 
 
-def explain_table(message: Any) -> Table:
-    """The message byte by byte: offset, bytes, field, what they mean (for teaching)."""
+def explain_table(message: Any, title: str | None = None) -> Table:
+    """The message byte by byte: offset, bytes, field, what they mean (for teaching); the
+    first :data:`MAX_SHOWN_ATTRIBUTES` attributes, then how many more."""
     wire = message.message_bytes()
-    table = Table(header_style="bold", show_lines=False)
+    table = Table(
+        header_style="bold",
+        show_lines=False,
+        title=cell(title) if title else None,
+        title_justify="left",
+    )
     table.add_column("offset", justify="right", style="cyan")
     table.add_column("bytes", style="magenta", overflow="fold")
     table.add_column("field", style="bold")
@@ -100,7 +170,8 @@ def explain_table(message: Any) -> Table:
             "128 bits: classic RFC 3489 (no magic cookie)",
         )
     offset = proto.HEADER_SIZE
-    for attr in message.attributes:
+    attributes = message.attributes
+    for attr in attributes[:MAX_SHOWN_ATTRIBUTES]:
         raw = bytes(attr)
         if not hasattr(attr, "attribute_name"):
             table.add_row(
@@ -132,6 +203,9 @@ def explain_table(message: Any) -> Table:
                 "to the next 4-byte boundary",
             )
         offset += len(raw)
+    if len(attributes) > MAX_SHOWN_ATTRIBUTES:
+        more = len(attributes) - MAX_SHOWN_ATTRIBUTES
+        table.add_row(str(offset), "…", f"{more} more attributes", f"up to byte {len(wire)}")
     return table
 
 
