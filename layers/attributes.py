@@ -404,7 +404,11 @@ class STUNAttrList(STUNAttribute):
     fields_desc = _frame(
         [
             FieldListField(
-                "codes", [], AttributeTypeField("code", 0), length_from=lambda p: p.length
+                "codes",
+                [],
+                AttributeTypeField("code", 0),
+                length_from=lambda p: p.length,
+                max_count=proto.MAX_MESSAGE_LENGTH // 2,  # Scapy's default stops at 100
             )
         ],
         0x000A,

@@ -80,7 +80,13 @@ class AttributeListField(PacketListField):
                 size = min(proto.ATTRIBUTE_HEADER_SIZE + proto.padded(length), end - offset)
             else:
                 size = end - offset
-            item = dispatch_attribute(body[offset : offset + size], _parent=pkt)
+            try:
+                item = dispatch_attribute(body[offset : offset + size], _parent=pkt)
+            except Exception:  # as PacketListField does: the rest kept as raw bytes
+                if conf.debug_dissector:
+                    raise
+                items.append(conf.raw_layer(load=body[offset:]))
+                break
             left = item.lastlayer()
             if isinstance(left, Padding):
                 size -= len(left.load)

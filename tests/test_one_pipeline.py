@@ -134,7 +134,9 @@ def test_decode_reassembles_tcp() -> None:
             attributes=[make_attribute("SOFTWARE", value="split across segments")],
         )
     )
-    base = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="192.0.2.1", dst="192.0.2.9")
+    base = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(
+        src="192.0.2.1", dst="192.0.2.9"
+    )
     packets = [
         base / TCP(sport=3478, dport=40000, seq=1000, flags="PA") / message[:13],
         base / TCP(sport=3478, dport=40000, seq=1013, flags="PA") / message[13:],

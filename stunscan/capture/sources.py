@@ -5,9 +5,10 @@ command line (tried first unless a file of that name exists, so a message of any
 works and is never taken for a path); a folder (its captures, recursively, recognised by
 magic number as ``stunscan pcap`` finds them); a file: a capture (pcap, pcapng, gzip of
 either, by magic number), else one message as raw bytes or as hex text (whitespace and
-colons allowed). Captures are read by the one capture pipeline
-(:mod:`stunscan.capture.messages`), so decode finds exactly the messages ``pcap`` finds,
-with their context; each message's bytes are then dissected with the Scapy layer. Scapy is
+colons allowed) that must at least start like STUN or ChannelData. Captures are read by
+the one capture pipeline (:mod:`stunscan.capture.messages`), so decode finds exactly the
+messages ``pcap`` finds, with their context; each message's bytes are then dissected with
+the Scapy layer. Scapy is
 imported here, not by the CLI module, so that ``stunscan --help`` does not pay for it.
 """
 
@@ -22,6 +23,7 @@ from typing import BinaryIO
 
 from scapy.packet import Packet
 
+from stunscan import protocol as proto
 from stunscan.capture.files import CaptureError, capture_files_in, is_capture
 from stunscan.capture.messages import CaptureMessages, FoundMessage
 from stunscan.layers import STUN
@@ -126,7 +128,12 @@ def _read_stream(
         warn(f"{name} is neither a capture nor one message (over {MAX_MESSAGE_FILE} bytes)")
         return
     message = hex_bytes(data.decode("ascii")) if data.isascii() else None
-    yield Decoded(name, dissect(data if message is None else message))
+    if message is None:
+        message = data
+    if proto.classify(message) is None:
+        warn(f"{name} is neither a capture nor a STUN message")
+        return
+    yield Decoded(name, dissect(message))
 
 
 def _read_capture(messages: CaptureMessages, warn: Warn) -> Iterator[Decoded]:

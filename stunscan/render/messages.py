@@ -28,7 +28,10 @@ def context_title(origin: str, found: Any) -> str:
     inside an ICMP error; just the origin for hex and raw messages. Escaped."""
     if found is None:
         return printable(origin)
-    when = datetime.fromtimestamp(found.time, timezone.utc).strftime("%H:%M:%S.%f")
+    try:
+        when = datetime.fromtimestamp(found.time, timezone.utc).strftime("%H:%M:%S.%f")
+    except (ValueError, OverflowError, OSError):  # a damaged capture's timestamp
+        when = f"{found.time:.6f}"
     title = (
         f"{origin}  frame {found.frame}  {when}  {endpoint_text(found.src, found.sport)} →"
         f" {endpoint_text(found.dst, found.dport)}  {found.transport}"
