@@ -246,7 +246,10 @@ class STUN(Packet):
 
     def malformed_reasons(self) -> list[str]:
         """Everything that makes this message malformed; empty if it is well formed."""
-        body = sum(len(bytes(attr)) for attr in self.attributes)
+        body = sum(
+            len(attr.wire() if isinstance(attr, STUNAttribute) else bytes(attr))
+            for attr in self.attributes
+        )
         declared = body if self.length is None else self.length
         after = len(self.payload) if isinstance(self.payload, Padding | Raw) else 0
         reasons = proto.message_problems(declared, body)
