@@ -190,7 +190,7 @@ class CaptureReader:
         elif magic == PCAPNG_MAGIC:
             yield from self._pcapng(handle, magic)
         elif not magic:
-            raise CaptureError(f"{self.name} is empty")
+            raise CaptureError(f"{self.name} is empty: not a pcap or pcapng capture")
         else:
             raise CaptureError(f"{self.name} is not a pcap or pcapng capture")
 
