@@ -118,7 +118,10 @@ def test_gzipped_captures_in_a_folder_are_found_by_magic(tmp_path: Path) -> None
     (tmp_path / "deep").mkdir()
     zipped = tmp_path / "deep" / "no-telling-name.dat"
     zipped.write_bytes(gzip.compress(source.read_bytes()))
-    rows = _rows(runner.invoke(app, ["decode", "--json", "-", str(tmp_path)]))
+    (tmp_path / "notes.txt.gz").write_bytes(gzip.compress(b"not a capture"))  # skipped
+    result = runner.invoke(app, ["decode", "--json", "-", str(tmp_path)])
+    assert result.stderr == ""
+    rows = _rows(result)
     plain = _rows(runner.invoke(app, ["decode", "--json", "-", str(source)]))
     assert [r["hex"] for r in rows] == [r["hex"] for r in plain] and rows
     result = runner.invoke(app, ["pcap", "--json", "-", "--all-messages", str(zipped)])

@@ -101,13 +101,18 @@ def is_capture(head: bytes) -> bool:
 
 
 def capture_files_in(folder: Path) -> list[Path]:
-    """The captures under a folder, recursively, in name order, recognised by magic number."""
+    """The captures under a folder, recursively, in name order, recognised by magic number
+    (a gzip file only if what it holds is a capture)."""
     found = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         try:
             with path.open("rb") as handle:
                 head = handle.read(4)
-        except OSError:
+                if head[:2] == GZIP_MAGIC:  # a compressed capture, or some other .gz?
+                    handle.seek(0)
+                    with gzip.GzipFile(fileobj=handle) as inflated:
+                        head = inflated.read(4)
+        except (OSError, EOFError, zlib.error):
             continue
         if is_capture(head):
             found.append(path)
