@@ -18,10 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from scapy.utils import rdpcap
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from stunscan.capture.sources import messages_in
+from stunscan import protocol as proto
+from stunscan.capture.messages import CaptureMessages
 from stunscan.layers import STUN, STUNClassic
 
 from corpus import CORPUS
@@ -35,8 +34,11 @@ def corpus_messages() -> list[bytes]:
         for v in json.loads((CORPUS / "rfc-vectors.json").read_text())["vectors"]
     ]
     for path in sorted((CORPUS / "pcaps").rglob("*.pcap")):
-        for packet in rdpcap(str(path)):
-            found.extend(bytes(m) for m in messages_in(packet) if isinstance(m, STUN))
+        found.extend(
+            m.data
+            for m in CaptureMessages(path)
+            if m.kind in (proto.STUN_MESSAGE, proto.CLASSIC_MESSAGE) and not m.quoted_in_icmp
+        )
     return found
 
 

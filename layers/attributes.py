@@ -34,7 +34,7 @@ from scapy.fields import (
     XShortField,
     XStrLenField,
 )
-from scapy.packet import Packet
+from scapy.packet import NoPayload, Packet
 
 from stunscan import protocol as proto
 
@@ -201,19 +201,31 @@ class STUNAttribute(Packet):
     def attribute_name(self) -> str:
         return proto.attribute_name(self.type)
 
+    def wire(self) -> bytes:
+        """This TLV as on the wire: the bytes it was dissected from while no field has been
+        set since (what Scapy's build would return, without running it: a message of
+        thousands of attributes asks this of each several times), else built."""
+        if (
+            self.raw_packet_cache is not None
+            and self.raw_packet_cache_fields == {}
+            and isinstance(self.payload, NoPayload)
+        ):
+            return self.raw_packet_cache
+        return bytes(self)
+
     def value_bytes(self) -> bytes:
         """The value as on the wire, without the TLV header or padding (short if truncated)."""
-        wire = bytes(self)
+        wire = self.wire()
         return wire[4 : 4 + self.declared_length(wire)]
 
     def declared_length(self, wire: bytes | None = None) -> int:
         """The length field as built (the value's length unless set by hand)."""
-        wire = bytes(self) if wire is None else wire
+        wire = self.wire() if wire is None else wire
         return int.from_bytes(wire[2:4], "big")
 
     def problem(self) -> str | None:
         """Why this attribute is malformed, or None."""
-        wire = bytes(self)
+        wire = self.wire()
         declared = self.declared_length(wire)
         return proto.attribute_problem(self.type, declared, wire[4 : 4 + declared])
 

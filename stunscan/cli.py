@@ -64,7 +64,8 @@ Inputs = Annotated[
     list[str],
     typer.Argument(
         metavar="INPUT...",
-        help="Capture files (pcap/pcapng), folders of them, raw message files, or hex.",
+        help="Hex, files (captures: pcap, pcapng, gzipped; raw or hex messages), folders of"
+        " captures, or '-' (stdin).",
     ),
 ]
 
@@ -133,67 +134,99 @@ def _integrity(message: Any, credentials: proto.Credentials | None) -> list[tupl
     return [(proto.attribute_name(a.code), ok) for a, _, ok in proto.integrity_results(wire, key)]
 
 
+def _warn(line: str) -> None:
+    errors.print(f"stunscan: warning: {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _refuse_capture_as_output(target: str | None) -> None:
+    """``--json PATH`` never overwrites a capture (``decode --json a.pcap b.pcap``)."""
+    from stunscan.capture.files import is_capture
+
+    if not target or target == "-":
+        return
+    try:
+        with open(target, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return
+    if is_capture(head):
+        _fail(f"--json takes the output file, and {target!r} is a capture: not overwritten")
+
+
 @app.command()
 def decode(
     inputs: Inputs,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False,
+    json_out: Annotated[
+        str | None,
+        typer.Option(
+            "--json",
+            metavar="PATH",
+            help="Write one JSON object per message here ('-' for stdout).",
+        ),
+    ] = None,
     password: Password = None,
     username: Username = None,
     realm: Realm = None,
     key: KeyHex = None,
 ) -> None:
-    """Dissect STUN messages with the Scapy layer and show every attribute decoded."""
+    """Dissect STUN messages with the Scapy layer and show every attribute decoded; captures
+    are read by the same pipeline as `pcap`, each message shown with its frame and flow."""
+    from contextlib import ExitStack
+
     from stunscan.capture.sources import SourceError, read_sources
     from stunscan.jsonout import json_text
-    from stunscan.render.messages import message_panel
+    from stunscan.record import open_output
+    from stunscan.render.messages import message_json, message_panel
 
+    _refuse_capture_as_output(json_out)
     credentials = _credentials(password, username, realm, key)
-    count = 0
+    count = warned = 0
+
+    def warn(line: str) -> None:
+        nonlocal warned
+        warned += 1
+        _warn(line)
+
     try:
-        for found in read_sources(inputs):
-            count += 1
-            checked = _integrity(found.message, credentials)
-            if as_json:
-                record = _message_json(found.origin, found.message)
-                if credentials is not None:
-                    record["integrity"] = {name: ok for name, ok in checked}
-                print(json_text(record), flush=True)
-            else:
-                console.print(message_panel(found.origin, found.message, checked))
+        with ExitStack() as stack:
+            out = open_output(stack, json_out) if json_out else None
+            for found in read_sources(inputs, warn):
+                count += 1
+                checked = _integrity(found.message, credentials)
+                if out is not None:
+                    record = message_json(found.origin, found.message, found.found)
+                    if credentials is not None:
+                        record["integrity"] = {name: ok for name, ok in checked}
+                    out.write(json_text(record) + "\n")
+                    out.flush()
+                if json_out != "-":
+                    console.print(message_panel(found.origin, found.message, found.found, checked))
     except SourceError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write output: {exc}")
     if not count:
-        _fail("no STUN messages found", code=1)
-
-
-def _message_json(origin: str, message: Any) -> dict[str, object]:
-    from stunscan.jsonshape import layer_attribute_json
-
-    result: dict[str, object] = {"origin": origin, "summary": message.summary()}
-    if hasattr(message, "malformed_reasons"):
-        result["malformed"] = message.malformed_reasons()
-    if hasattr(message, "attributes"):
-        result["type"] = f"{message.type:04x}"
-        result["type_name"] = message.type_name
-        result["transaction_id"] = bytes(message.transaction_id).hex()
-        result["fingerprint"] = message.fingerprint_ok()
-        result["attributes"] = [
-            layer_attribute_json(a) for a in message.attributes if hasattr(a, "attribute_name")
-        ]
-    return result
+        if not warned:
+            _fail("no STUN messages found", code=1)
+        raise typer.Exit(1)
 
 
 @app.command()
 def explain(
     message: Annotated[
         str | None,
-        typer.Argument(metavar="[MESSAGE]", help="Hex of a message, or a file holding one."),
+        typer.Argument(
+            metavar="[MESSAGE]",
+            help="Hex of a message, a file holding one, a capture, or '-' (stdin).",
+        ),
     ] = None,
     probe: Annotated[
         str,
         typer.Option(
             metavar="NAME",
-            help="With no MESSAGE: 'shadowserver' (the report's 20-byte probe) or 'binding'.",
+            help="With no MESSAGE, the request `probe -V NAME` sends: shadowserver (the"
+            " report's 20-byte probe), binding, classic, software, fingerprint,"
+            " change-request, padding, allocate.",
         ),
     ] = "shadowserver",
     password: Password = None,
@@ -203,45 +236,52 @@ def explain(
 ) -> None:
     """Show how a STUN message is built, byte by byte (for teaching): the type's bits,
     FINGERPRINT and MESSAGE-INTEGRITY worked out, and why a response amplifies."""
-    from stunscan.capture.sources import SourceError, read_sources
-    from stunscan.layers import STUN, make_attribute
+    from stunscan.capture.sources import Decoded, SourceError, dissect, read_sources
+    from stunscan.probe.variants import VARIANTS
+    from stunscan.render.messages import context_title
     from stunscan.render.teach import explain_view
 
     credentials = _credentials(password, username, realm, key)
     if message is None:
-        if probe == "shadowserver":
-            pkt = STUN(proto.REFERENCE_PROBE)
-        elif probe == "binding":
-            pkt = STUN(
-                bytes(
-                    STUN(
-                        type="Binding Request",
-                        attributes=[
-                            make_attribute("SOFTWARE", value="stunscan"),
-                            make_attribute("FINGERPRINT"),
-                        ],
-                    )
-                )
-            )
-        else:
-            _fail(f"unknown probe {probe!r} (shadowserver, binding)")
-        messages = [pkt]
-    else:
-        try:
-            messages = [found.message for found in read_sources([message])]
-        except SourceError as exc:
-            _fail(str(exc))
-    for pkt in messages:
-        if not hasattr(pkt, "attributes"):
-            _fail(f"not a STUN message: {pkt.summary()}")
-        console.print(explain_view(pkt, credentials))
+        if probe not in VARIANTS:
+            _fail(f"unknown probe {probe!r} (choose from {', '.join(VARIANTS)})")
+        messages: Any = [Decoded(f"the {probe} probe", dissect(VARIANTS[probe].build()))]
+    warned = 0
+
+    def warn(line: str) -> None:
+        nonlocal warned
+        warned += 1
+        _warn(line)
+
+    if message is not None:
+        messages = read_sources([message], warn)
+    count = 0
+    try:
+        for found in messages:
+            count += 1
+            title = context_title(found.origin, found.found)
+            if hasattr(found.message, "attributes"):
+                console.print(explain_view(found.message, credentials, title))
+            elif found.found is None:
+                _fail(f"not a STUN message: {found.message.summary()}")
+            else:  # ChannelData or a cut-short header in a capture: no STUN header to explain
+                console.print(f"{title}  {found.message.summary()}", markup=False, highlight=False)
+    except SourceError as exc:
+        _fail(str(exc))
+    if not count:
+        if not warned:
+            _fail("no STUN messages found", code=1)
+        raise typer.Exit(1)
 
 
 @app.command()
 def shell(
     pcaps: Annotated[
         Path | None,
-        typer.Option(help="Folder of captures to preload (default: the project's pcaps/)."),
+        typer.Option(
+            metavar="FOLDER",
+            help="Folder of captures to preload (default: the project's pcaps/).",
+        ),
     ] = None,
 ) -> None:
     """Scapy's interactive console with the STUN layers, the protocol helpers and the

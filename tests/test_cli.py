@@ -30,7 +30,7 @@ def test_help_does_not_import_scapy() -> None:
 @needs_corpus
 def test_decode_vector_as_json() -> None:
     vector = rfc_vectors()[1]
-    result = runner.invoke(app, ["decode", "--json", vector["hex"]])
+    result = runner.invoke(app, ["decode", "--json", "-", vector["hex"]])
     assert result.exit_code == 0, result.output
     (line,) = result.stdout.splitlines()
     decoded = json.loads(line)
@@ -44,7 +44,7 @@ def test_decode_vector_as_json() -> None:
 
 @needs_corpus
 def test_decode_capture_folder_marks_malformed() -> None:
-    result = runner.invoke(app, ["decode", "--json", str(CORPUS / "pcaps" / "zeek")])
+    result = runner.invoke(app, ["decode", "--json", "-", str(CORPUS / "pcaps" / "zeek")])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 4
@@ -78,7 +78,7 @@ def test_explain_shadowserver_probe() -> None:
 
 
 def test_explain_shows_xor_arithmetic_and_fingerprint_check() -> None:
-    result = runner.invoke(app, ["explain", "--probe", "binding"], env={"COLUMNS": "250"})
+    result = runner.invoke(app, ["explain", "--probe", "fingerprint"], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
     assert "FINGERPRINT" in result.stdout and ": valid" in result.stdout
     response = STUN(
@@ -114,10 +114,14 @@ def test_truncated_capture_reports_what_it_read_then_one_warning(tmp_path) -> No
     wrpcap(str(path), packets)
     data = path.read_bytes()
     path.write_bytes(data[:-10])
-    result = runner.invoke(app, ["decode", "--json", str(path)])
+    result = runner.invoke(app, ["decode", "--json", "-", str(path)])
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [bool(row["malformed"]) for row in rows] == [False, False, True]
-    assert "truncated header: 10 bytes" in rows[2]["malformed"][0]
+    # the cut record is not a message (pcap reads it the same way): two, then one warning
+    assert [bool(row["malformed"]) for row in rows] == [False, False]
+    assert [row["frame"] for row in rows] == [1, 2]
+    warnings = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(warnings) == 1 and "truncated packet data after 2 packets" in warnings[0]
+    assert str(path) in warnings[0]
     assert result.exit_code == 0
     assert "Traceback" not in result.output
 

@@ -105,7 +105,7 @@ def test_pcap_table_csv_and_json_escape_every_unsafe_code_point(tmp_path: Path) 
 
 def test_decode_json_escapes_every_unsafe_code_point() -> None:
     message = binding_answer(bytes(20), (proto.SOFTWARE, SOFTWARE.encode()))
-    result = runner.invoke(app, ["decode", "--json", message.hex()])
+    result = runner.invoke(app, ["decode", "--json", "-", message.hex()])
     assert result.exit_code == 0, result.output
     _assert_none_raw(result.stdout)
     (line,) = result.stdout.splitlines()

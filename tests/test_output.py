@@ -104,7 +104,7 @@ def test_attribute_json_keeps_raw_hex_of_a_malformed_value() -> None:
 def test_decode_json_attributes_follow_the_shared_shape() -> None:
     check = validator("decode")
     vector = "0101002c2112a442b7e7a701bc34d686fa87dfae802200045354554e0020000800019a89e1c7b0b8"
-    result = runner.invoke(app, ["decode", "--json", vector + "00000000"])
+    result = runner.invoke(app, ["decode", "--json", "-", vector + "00000000"])
     for line in result.stdout.splitlines():
         check.validate(json.loads(line))
 

@@ -63,12 +63,12 @@ def test_decode_checks_integrity_with_the_right_key_only(name: str, tmp_path: Pa
     source = _file(tmp_path, vector)
     attribute = "MESSAGE-INTEGRITY-SHA256" if name.startswith("rfc8489") else "MESSAGE-INTEGRITY"
     for args, expected in ((_right(vector), True), (_wrong(vector), False)):
-        result = runner.invoke(app, ["decode", "--json", source, *args])
+        result = runner.invoke(app, ["decode", "--json", "-", source, *args])
         assert result.exit_code == 0, result.output
         (line,) = result.stdout.splitlines()
         assert json.loads(line)["integrity"] == {attribute: expected}
     key = vector["credentials"]["hmac_key_hex"]
-    result = runner.invoke(app, ["decode", "--json", source, "--key", key])
+    result = runner.invoke(app, ["decode", "--json", "-", source, "--key", key])
     assert json.loads(result.stdout)["integrity"] == {attribute: True}
     shown = runner.invoke(app, ["decode", source, *_wrong(vector)], env=WIDE).stdout
     assert f"{attribute.lower()}" in shown and "INVALID" in shown
@@ -193,7 +193,7 @@ def test_decode_checks_a_real_coturn_capture_taking_the_username_from_the_messag
         (["--realm", "example.org", "--password", "secret"], True, 2),  # USERNAME as sent
         (["--realm", "example.org", "--password", "wrong"], False, 2),
     ):
-        result = runner.invoke(app, ["decode", "--json", capture, *args])
+        result = runner.invoke(app, ["decode", "--json", "-", capture, *args])
         assert result.exit_code == 0, result.output
         checked = [json.loads(line)["integrity"] for line in result.stdout.splitlines()]
         signed = [c for c in checked if c]

@@ -203,20 +203,35 @@ class MessageFinder:
             if len(segment) >= 20:
                 self._tcp(when, segment, src, dst)
         elif (protocol, segment[:1]) in ((1, b"\x03"), (58, b"\x01")):
-            self._icmp_unreachable(segment[8:], 40 if protocol == 58 else 0)
+            self._icmp_unreachable(when, segment[8:], 40 if protocol == 58 else 0)
 
-    def _icmp_unreachable(self, quoted: bytes, ipv6_header: int) -> None:
+    def _icmp_unreachable(self, when: float, quoted: bytes, ipv6_header: int) -> None:
         """ICMP destination unreachable: counted, and whether it quotes a STUN datagram
-        (tshark counts the quoted message as STUN; it never crossed the wire as one)."""
+        (tshark counts the quoted message as STUN; it never crossed the wire as one, so it
+        is counted apart and handed to :meth:`_quoted`, not to :meth:`_found`)."""
         self.stats.icmp_unreachable += 1
         if len(quoted) < 20:
             return
         if ipv6_header:
             header, inner_protocol = ipv6_header, quoted[6]
+            src, dst = quoted[8:24], quoted[24:40]
         else:
             header, inner_protocol = (quoted[0] & 0x0F) * 4, quoted[9]
-        if inner_protocol == 17 and proto.classify(quoted[header + 8 :]) is not None:
+            src, dst = quoted[12:16], quoted[16:20]
+        message = quoted[header + 8 :]
+        if inner_protocol == 17 and proto.classify(message) is not None:
             self.stats.icmp_quoting_stun += 1
+            ports = quoted[header : header + 4]
+            if len(ports) == 4:
+                sport, dport = (ports[0] << 8) | ports[1], (ports[2] << 8) | ports[3]
+                self._quoted(when, message, src, sport, dst, dport)
+
+    def _quoted(
+        self, when: float, data: bytes, src: bytes, sport: int, dst: bytes, dport: int
+    ) -> None:
+        """A STUN datagram (or what the ICMP error kept of it) quoted inside an ICMP
+        unreachable, with the quoted datagram's own addresses. Only counted by default:
+        ``stunscan.capture.messages`` lists it, marked; the analyser never pairs it."""
 
     # -- UDP -------------------------------------------------------------------------------
 

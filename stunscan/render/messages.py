@@ -4,6 +4,7 @@ attributes of a decoded answer. Renderers never parse bytes; the layer and codec
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from rich import box
@@ -13,15 +14,74 @@ from rich.table import Table
 from rich.text import Text
 
 from stunscan import protocol as proto
+from stunscan.jsonshape import layer_attribute_json
 from stunscan.render.cells import cell, check_mark, hex_preview
-from stunscan.text import printable
+from stunscan.text import endpoint_text, printable
+
+MAX_SHOWN_ATTRIBUTES = 200
+"""Attributes shown in a panel or an explanation; a line says how many more there are
+(real messages hold a few dozen at most; ``decode --json`` always lists every one)."""
+
+
+def context_title(origin: str, found: Any) -> str:
+    """Where a message was seen, as tshark shows it: 'file.pcap  frame 12
+    13:14:27.123456  192.0.2.1:3478 → 192.0.2.9:40000  udp' (UTC), marked when quoted
+    inside an ICMP error; just the origin for hex and raw messages. Escaped."""
+    if found is None:
+        return printable(origin)
+    try:
+        when = datetime.fromtimestamp(found.time, timezone.utc).strftime("%H:%M:%S.%f")
+    except (ValueError, OverflowError, OSError):  # a damaged capture's timestamp
+        when = f"{found.time:.6f}"
+    title = (
+        f"{origin}  frame {found.frame}  {when}  {endpoint_text(found.src, found.sport)} →"
+        f" {endpoint_text(found.dst, found.dport)}  {found.transport}"
+    )
+    if found.quoted_in_icmp:
+        title += "  quoted in ICMP"
+    return printable(title)
+
+
+def message_json(origin: str, message: Any, found: Any) -> dict[str, object]:
+    """One message for ``decode --json``: its context (None outside captures), then every
+    header field and every attribute decoded (all of them, however many)."""
+    result: dict[str, object] = {
+        "origin": origin,
+        "frame": found.frame if found else None,
+        "time": found.time if found else None,
+        "transport": found.transport if found else None,
+        "src": found.src if found else None,
+        "sport": found.sport if found else None,
+        "dst": found.dst if found else None,
+        "dport": found.dport if found else None,
+        "quoted_in_icmp": found.quoted_in_icmp if found else False,
+        "kind": found.kind if found else None,
+        "hex": bytes(found.data if found else message).hex(),
+        "summary": message.summary(),
+    }
+    if hasattr(message, "malformed_reasons"):
+        result["malformed"] = message.malformed_reasons()
+    if hasattr(message, "attributes"):
+        result["type"] = f"{message.type:04x}"
+        result["type_name"] = message.type_name
+        result["transaction_id"] = bytes(message.transaction_id).hex()
+        result["fingerprint"] = message.fingerprint_ok()
+        result["attributes"] = [
+            layer_attribute_json(a) for a in message.attributes if hasattr(a, "attribute_name")
+        ]
+    return result
 
 
 def message_panel(
-    origin: str, message: Any, integrity: list[tuple[str, bool]] | None = None
+    origin: str,
+    message: Any,
+    found: Any = None,
+    integrity: list[tuple[str, bool]] | None = None,
 ) -> Panel:
-    """One dissected message: header facts, then every attribute decoded; ``integrity`` the
+    """One dissected message: header facts, then its attributes decoded (at most
+    :data:`MAX_SHOWN_ATTRIBUTES`, then how many more); ``integrity`` the
     MESSAGE-INTEGRITY(-SHA256) verdicts when a key was given."""
+    origin = context_title(origin, found)
     reasons: list[str] = (
         message.malformed_reasons() if hasattr(message, "malformed_reasons") else []
     )
@@ -41,7 +101,8 @@ def message_panel(
     table = Table(show_edge=False, header_style="bold")
     for column in ("#", "attribute", "len", "value"):
         table.add_column(column, overflow="fold")
-    for number, attr in enumerate(message.attributes, 1):
+    attributes = message.attributes
+    for number, attr in enumerate(attributes[:MAX_SHOWN_ATTRIBUTES], 1):
         if not hasattr(attr, "attribute_name"):
             table.add_row(
                 str(number), "(trailing)", str(len(bytes(attr))), hex_preview(bytes(attr))
@@ -56,6 +117,8 @@ def message_panel(
                 attr.value_text() if not attr.problem() else hex_preview(attr.value_bytes()), style
             ),
         )
+    if len(attributes) > MAX_SHOWN_ATTRIBUTES:
+        table.add_row("…", f"{len(attributes) - MAX_SHOWN_ATTRIBUTES} more attributes", "", "")
     parts: list[Any] = [facts, table]
     if reasons:
         parts.append(
@@ -64,13 +127,21 @@ def message_panel(
     return Panel(Group(*parts), title=cell(origin), title_align="left")
 
 
-def explain_table(message: Any, integrity: dict[int, bool] | None = None) -> Table:
-    """The message byte by byte: offset, bytes, field, what they mean (for teaching).
+def explain_table(
+    message: Any, integrity: dict[int, bool] | None = None, title: str | None = None
+) -> Table:
+    """The message byte by byte: offset, bytes, field, what they mean (for teaching); the
+    first :data:`MAX_SHOWN_ATTRIBUTES` attributes, then how many more.
 
     ``integrity`` maps the offset of each MESSAGE-INTEGRITY(-SHA256) to its verdict when a
     key was given (``render.teach.integrity_verdicts``)."""
     wire = message.message_bytes()
-    table = Table(header_style="bold", show_lines=False)
+    table = Table(
+        header_style="bold",
+        show_lines=False,
+        title=cell(title) if title else None,
+        title_justify="left",
+    )
     table.add_column("offset", justify="right", style="cyan")
     table.add_column("bytes", style="magenta", overflow="fold")
     table.add_column("field", style="bold")
@@ -108,7 +179,8 @@ def explain_table(message: Any, integrity: dict[int, bool] | None = None) -> Tab
             "128 bits: classic RFC 3489 (no magic cookie)",
         )
     offset = proto.HEADER_SIZE
-    for attr in message.attributes:
+    attributes = message.attributes
+    for attr in attributes[:MAX_SHOWN_ATTRIBUTES]:
         raw = bytes(attr)
         if not hasattr(attr, "attribute_name"):
             table.add_row(
@@ -140,6 +212,9 @@ def explain_table(message: Any, integrity: dict[int, bool] | None = None) -> Tab
                 "to the next 4-byte boundary",
             )
         offset += len(raw)
+    if len(attributes) > MAX_SHOWN_ATTRIBUTES:
+        more = len(attributes) - MAX_SHOWN_ATTRIBUTES
+        table.add_row(str(offset), "…", f"{more} more attributes", f"up to byte {len(wire)}")
     return table
 
 

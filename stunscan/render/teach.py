@@ -185,14 +185,16 @@ def integrity_verdicts(wire: bytes, credentials: proto.Credentials | None) -> di
     return {attr.offset: ok for attr, _, ok in proto.integrity_results(wire, key)}
 
 
-def explain_view(message: Any, credentials: proto.Credentials | None = None) -> Group:
-    """Everything ``explain`` shows for one message."""
+def explain_view(
+    message: Any, credentials: proto.Credentials | None = None, title: str | None = None
+) -> Group:
+    """Everything ``explain`` shows for one message (``title``: where it was seen)."""
     wire = message.message_bytes()
     parts: list[Any] = []
     note = probe_note(wire)
     if note is not None:
         parts.append(note)
-    parts.append(explain_table(message, integrity_verdicts(wire, credentials)))
+    parts.append(explain_table(message, integrity_verdicts(wire, credentials), title))
     parts.append(type_diagram(message.type))
     walk = fingerprint_walk(wire)
     if walk:
