@@ -175,6 +175,16 @@ def pcap(
         int,
         typer.Option(help="Processes for one large pcap file (0: one per core, up to 4)."),
     ] = 0,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="A Dask scheduler (tcp://HOST:8786): every file's runs analysed by its workers."
+            " Files on a shared file system, or fsspec URLs (s3://...).",
+        ),
+    ] = None,
+    chunk_mib: Annotated[
+        int, typer.Option(min=1, help="With --cluster: MiB of capture per task at most.")
+    ] = 256,
 ) -> None:
     """Analyse captures offline: find every STUN message, pair requests with responses,
     compute amplification, write the Shadowserver report. Scapy is not used."""
@@ -191,6 +201,8 @@ def pcap(
             console,
             errors,
             workers or worker_count(),
+            cluster,
+            chunk_mib << 20,
         )
     except OSError as exc:
         _fail(f"cannot write output: {exc}")

@@ -24,13 +24,14 @@ import multiprocessing
 import os
 import pickle
 import signal
+import struct
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import IO, Any
 
-from stunscan.capture.files import CaptureError, pcap_boundaries
+from stunscan.capture.files import PCAP_MAGICS, CaptureError, pcap_boundaries
 from stunscan.pcap.analyzer import Analyzer, Stats, server_key
 from stunscan.pcap.feed import PcapFeed
 from stunscan.pcap.sighting import Sighting
@@ -55,7 +56,59 @@ def plan(path: Path, workers: int, min_bytes: int = PARALLEL_MIN_BYTES) -> list[
     """Cut points for ``workers`` runs, or None when the file should be read by one."""
     if workers < 2 or path.stat().st_size < min_bytes:
         return None
-    return pcap_boundaries(path, workers)
+    return boundaries(path, workers)
+
+
+CHAIN = 8
+"""Records in a row that must agree before an offset is trusted as a record boundary."""
+SAME_TIME = 86400
+"""Seconds two neighbouring records may lie apart: captures do not pause for longer."""
+
+
+def boundaries(path: Path, parts: int) -> list[int] | None:
+    """pcap_boundaries, each cut moved on to the first offset where :data:`CHAIN`
+    records in a row also lie within a day of each other; None if one cannot be.
+
+    pcap_boundaries takes a chain of plausible records (timestamps within a decade of the
+    first packet's) for a boundary; in a large file a record header imitated by packet
+    bytes sometimes passes, its length then landing on a true record (seen: a 12,334-byte
+    "record" 8.6 years later than its neighbours). Neighbouring records' timestamps expose
+    it; the chain after it is made of true records.
+    """
+    cuts = pcap_boundaries(path, parts)
+    if cuts is None:
+        return None
+    with path.open("rb") as handle:
+        head = handle.read(24)
+        record = struct.Struct(PCAP_MAGICS[head[:4]][0] + "IIII")
+        for index in range(1, len(cuts) - 1):
+            handle.seek(cuts[index])
+            window = handle.read(1 << 20)
+            moved = _trusted_offset(window, record)
+            if moved is None:
+                return None
+            cuts[index] += moved
+            if cuts[index] >= cuts[index + 1]:
+                return None
+    return cuts
+
+
+def _trusted_offset(window: bytes, record: struct.Struct) -> int | None:
+    """The first record offset in the chain starting at 0 from which CHAIN records lie
+    within SAME_TIME of each other."""
+    offsets: list[int] = []
+    times: list[int] = []
+    at = 0
+    while at + 16 <= len(window) and len(offsets) < 64:
+        seconds, _, caplen, _ = record.unpack_from(window, at)
+        offsets.append(at)
+        times.append(seconds)
+        at += 16 + caplen
+    for first in range(len(offsets) - CHAIN + 1):
+        run = times[first : first + CHAIN]
+        if all(abs(a - b) < SAME_TIME for a, b in itertools.pairwise(run)):
+            return offsets[first]
+    return None
 
 
 def analyse_run(
@@ -140,7 +193,8 @@ class RunMerger:
         else:
             spill = self.held.get(index)
             if spill is None:
-                spill = self.held[index] = tempfile.TemporaryFile()
+                # closed by _replay or close(): it lives as long as the run is held
+                spill = self.held[index] = tempfile.TemporaryFile()  # noqa: SIM115
             spill.write(len(message).to_bytes(4, "big") + message)
         return False
 
