@@ -23,6 +23,7 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import re
 import signal
 import struct
 import tempfile
@@ -42,6 +43,9 @@ PARALLEL_MIN_BYTES = 32 << 20
 BATCH = 512
 _RECORDS, _DONE = b"R", b"D"
 """The tag before each pickle a run sends: a batch of sightings, or the final state."""
+
+_PACKETS_READ = re.compile(r" after (\d+) packets$")
+"""How a reader's problem ends (see CaptureReader._stop)."""
 
 RunState = tuple[Stats, dict[bytes, tuple[int, float]], dict[bytes, None] | None, str | None]
 """What a run leaves for the merge: its counts, its requests still pending, the pairing keys
@@ -180,6 +184,7 @@ class RunMerger:
         self.stats = Stats()
         self.problems: list[str] = []
         self._dropped_file: int | None = None
+        self._frames_in_file = 0
 
     def accept(self, index: int, message: bytes) -> bool:
         """One message of run ``index``; True when it was the run's last."""
@@ -246,9 +251,17 @@ class RunMerger:
         stats.unsolicited -= paired
         self.earlier_pending.update(pending)
         self.stats.add(stats)
+        if index == 0 or self.files[index - 1] != self.files[index]:
+            self._frames_in_file = 0
         if problem:
+            # a run counts its own packets: the file's count is the one a reader would give
+            counted = _PACKETS_READ.search(problem)
+            if counted:
+                frames = self._frames_in_file + int(counted[1])
+                problem = f"{problem[: counted.start()]} after {frames} packets"
             self.problems.append(problem)
             self._dropped_file = self.files[index]
+        self._frames_in_file += stats.frames
 
     def _emit_batch(self, index: int, message: bytes) -> None:
         if self.files[index] == self._dropped_file:
