@@ -166,3 +166,23 @@ def test_an_empty_folder_is_a_warning_and_exit_1(tmp_path: Path) -> None:
     result = runner.invoke(app, ["pcap", str(empty), str(GOOD), "--csv", "-"])
     assert result.exit_code == 0
     assert f"stunscan: warning: no pcap or pcapng capture in {empty}" in result.stderr
+
+
+def test_progress_only_on_a_terminal_and_for_long_runs() -> None:
+    from rich.console import Console
+
+    from stunscan.pcap.progress import SHOW_FROM_BYTES, RunProgress
+
+    def shown(terminal: bool, total: int) -> str:
+        out = io.StringIO()
+        console = Console(file=out, force_terminal=terminal, width=100)
+        with RunProgress(console, 2, total) as progress:
+            progress.advance(total // 2)
+            progress.file_done()
+        return out.getvalue()
+
+    on_terminal = shown(True, 1 << 30)
+    assert "files 1/2" in on_terminal and "0.5/1.0 GiB" in on_terminal
+    assert on_terminal.endswith("\x1b[2K")  # transient: erased before the table prints
+    assert shown(False, 1 << 30) == ""
+    assert shown(True, SHOW_FROM_BYTES - 1) == ""
