@@ -47,8 +47,7 @@ def scheduler() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """4.4 MB of mixed traffic: cut into five 1 MiB runs, one cut where an imitated
-    record header fooled pcap_boundaries alone (see parallel.boundaries)."""
+    """4.4 MB of mixed traffic, cut into five 1 MiB runs."""
     path = tmp_path_factory.mktemp("cluster") / "mixed.pcap"
     generate(path, 40_000, seed=7)
     return path
