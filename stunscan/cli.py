@@ -359,6 +359,18 @@ def pcap(
             " chosen among all rows (CSV and JSON stay in capture order).",
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            metavar="URL",
+            help="A Dask scheduler (tcp://HOST:8786): every file's runs analysed by its workers."
+            " Files on a shared file system, or fsspec URLs (s3://...).",
+        ),
+    ] = None,
+    chunk_mib: Annotated[
+        int,
+        typer.Option(min=1, metavar="MiB", help="With --cluster: MiB of capture per task at most."),
+    ] = 256,
 ) -> None:
     """Analyse captures offline: find every STUN message, pair requests with responses,
     compute amplification, write the Shadowserver report. Scapy is not used."""
@@ -394,6 +406,8 @@ def pcap(
             tcp_buffer << 20,
             chosen,
             sort,
+            cluster,
+            chunk_mib << 20,
         )
     except OSError as exc:
         _fail(f"cannot write output: {exc}")

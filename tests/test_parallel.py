@@ -86,3 +86,29 @@ def test_a_cut_between_request_and_response_is_mended(capture: Path) -> None:
     expected_rows, analyzer = sequential(capture)
     assert stats == analyzer.stats
     assert sorted(map(str, rows)) == sorted(map(str, expected_rows))
+
+
+def test_a_record_header_imitated_by_packet_bytes_is_not_a_cut(tmp_path: Path) -> None:
+    """Zeroed packets, and inside the one where the middle falls a plausible header (eight
+    years later, a length that lands on a true record): the cut is the true record after."""
+    from stunscan.pcap.parallel import boundaries
+
+    when, size = 1_700_000_000, 100
+    for count in range(200, 300):  # the middle inside a packet, with room for a header
+        offsets = [24 + i * (16 + size) for i in range(count)]
+        target = (offsets[-1] + 16 + size) // 2
+        holder = max(i for i, offset in enumerate(offsets) if offset + 16 <= target)
+        fake = max(target, offsets[holder] + 16)
+        if fake + 16 <= offsets[holder] + 16 + size:
+            break
+    landing = offsets[holder + 2]
+    data = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for _ in offsets:
+        data += struct.pack("<IIII", when, 0, size, size) + bytes(size)
+        when += 1
+    caplen = landing - fake - 16
+    data[fake : fake + 16] = struct.pack("<IIII", when + 8 * 365 * 86400, 0, caplen, caplen + 9)
+    path = tmp_path / "imitation.pcap"
+    path.write_bytes(data)
+    cuts = boundaries(path, 2)
+    assert cuts is not None and cuts[1] in offsets and cuts[1] >= landing

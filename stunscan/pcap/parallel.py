@@ -1,13 +1,15 @@
 """Analyse one large pcap file on several cores, with the same answer as one core.
 
 The file is cut at record boundaries into one run per worker (forked processes). Each
-worker runs the ordinary Analyzer over its run (through ``stunscan.pcap.feed``) and streams
-back what it finds as undecoded sightings (``stunscan.pcap.sighting``); the parent then merges
-what a cut separates: a response whose request sits in an earlier run is paired with it
-(its amplification measured against the real request), and a server seen in an earlier run
-is reported once, from its first response. Only the parent decodes, and only the sightings
-it reports. Those of the first run stream out at once; later runs' wait for the runs
-before them.
+worker runs the ordinary Analyzer over its run (:func:`analyse_run`, through
+``stunscan.pcap.feed``) and streams back what it finds as undecoded sightings
+(``stunscan.pcap.sighting``); :class:`RunMerger` then mends what a cut separates: a response
+whose request sits in an earlier run is paired with it (its amplification measured against
+the real request), and a server seen in an earlier run is reported once, from its first
+response. Only the parent decodes, and only the sightings it reports. The runs are merged
+in order: a run's sightings stream out as soon as every run before it is merged, later
+runs' wait, still pickled, in temporary files. The Dask runs of ``stunscan.pcap.cluster``
+use the same runs and the same merger, over many files and machines.
 
 What a cut still loses, and why it is acceptable: a STUN message split across TCP segments
 on both sides of a cut; ChannelData on a non-STUN port whose TURN Allocate is in an earlier
@@ -21,14 +23,16 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import re
+import signal
+import struct
 import tempfile
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import IO, Any
 
-from stunscan.capture.files import pcap_boundaries
+from stunscan.capture.files import PCAP_MAGICS, CaptureError, pcap_boundaries
 from stunscan.pcap.analyzer import Analyzer, Stats, server_key
 from stunscan.pcap.feed import PcapFeed
 from stunscan.pcap.sighting import Sighting
@@ -38,7 +42,14 @@ from stunscan.tally import ServerTally
 PARALLEL_MIN_BYTES = 32 << 20
 BATCH = 512
 _RECORDS, _DONE = b"R", b"D"
-"""The tag before each pickle on a worker's pipe: a batch of records, or the final state."""
+"""The tag before each pickle a run sends: a batch of sightings, or the final state."""
+
+_PACKETS_READ = re.compile(r" after (\d+) packets$")
+"""How a reader's problem ends (see CaptureReader._stop)."""
+
+RunState = tuple[Stats, dict[bytes, tuple[int, float]], dict[bytes, None] | None, str | None]
+"""What a run leaves for the merge: its counts, its requests still pending, the pairing keys
+of its unanswered-for responses, and why it stopped early (or None)."""
 
 
 def worker_count() -> int:
@@ -49,22 +60,242 @@ def plan(path: Path, workers: int, min_bytes: int = PARALLEL_MIN_BYTES) -> list[
     """Cut points for ``workers`` runs, or None when the file should be read by one."""
     if workers < 2 or path.stat().st_size < min_bytes:
         return None
-    return pcap_boundaries(path, workers)
+    return boundaries(path, workers)
+
+
+CHAIN = 8
+"""Records in a row that must agree before an offset is trusted as a record boundary."""
+SAME_TIME = 86400
+"""Seconds two neighbouring records may lie apart: captures do not pause for longer."""
+
+
+def boundaries(path: Path, parts: int) -> list[int] | None:
+    """pcap_boundaries, each cut moved on to the first offset where :data:`CHAIN`
+    records in a row also lie within a day of each other; None if one cannot be.
+
+    pcap_boundaries takes a chain of plausible records (timestamps within a decade of the
+    first packet's) for a boundary; in a large file a record header imitated by packet
+    bytes sometimes passes, its length then landing on a true record (seen: a 12,334-byte
+    "record" 8.6 years later than its neighbours). Neighbouring records' timestamps expose
+    it; the chain after it is made of true records.
+    """
+    cuts = pcap_boundaries(path, parts)
+    if cuts is None:
+        return None
+    with path.open("rb") as handle:
+        head = handle.read(24)
+        record = struct.Struct(PCAP_MAGICS[head[:4]][0] + "IIII")
+        for index in range(1, len(cuts) - 1):
+            handle.seek(cuts[index])
+            window = handle.read(1 << 20)
+            moved = _trusted_offset(window, record)
+            if moved is None:
+                return None
+            cuts[index] += moved
+            if cuts[index] >= cuts[index + 1]:
+                return None
+    return cuts
+
+
+def _trusted_offset(window: bytes, record: struct.Struct) -> int | None:
+    """The first record offset in the chain starting at 0 from which CHAIN records lie
+    within SAME_TIME of each other."""
+    offsets: list[int] = []
+    times: list[int] = []
+    at = 0
+    while at + 16 <= len(window) and len(offsets) < 64:
+        seconds, _, caplen, _ = record.unpack_from(window, at)
+        offsets.append(at)
+        times.append(seconds)
+        at += 16 + caplen
+    for first in range(len(offsets) - CHAIN + 1):
+        run = times[first : first + CHAIN]
+        if all(abs(a - b) < SAME_TIME for a, b in itertools.pairwise(run)):
+            return offsets[first]
+    return None
+
+
+def analyse_run(
+    path: Path,
+    start: int | None = None,
+    end: int | None = None,
+    *,
+    all_messages: bool = False,
+    shown_as: str | None = None,
+) -> Iterator[bytes]:
+    """The messages of one run (the records between two offsets, or a whole file): tagged
+    pickled batches of sightings, then the final :data:`RunState`. A file that cannot be
+    read ends its run with the reason as the problem (``shown_as`` names it there)."""
+    analyzer = Analyzer(all_messages=all_messages, track_unsolicited=True)
+    reader = PcapFeed(path, analyzer, start, end)
+    batch: list[Sighting] = []
+    problem = None
+    try:
+        for out in reader:
+            if out:
+                batch.extend(out)
+                if len(batch) >= BATCH:
+                    yield _RECORDS + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+                    batch = []
+        problem = reader.problem
+    except CaptureError as exc:
+        problem = str(exc)
+    except OSError as exc:
+        problem = f"cannot read {path}: {exc.strerror or exc}"
+    if problem and shown_as:
+        problem = problem.replace(str(path), shown_as)
+    yield _RECORDS + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+    done: RunState = (analyzer.stats, dict(analyzer.pending), analyzer.unsolicited, problem)
+    yield _DONE + pickle.dumps(done, pickle.HIGHEST_PROTOCOL)
+
+
+def failed_run(problem: str) -> bytes:
+    """The final message of a run that could not be made at all (a lost worker)."""
+    return _DONE + pickle.dumps((Stats(), {}, None, problem), pickle.HIGHEST_PROTOCOL)
+
+
+class RunMerger:
+    """Merge the runs of one or more files, in order, into what one reader would report.
+
+    Give it every message of every run (:meth:`accept`), in any interleaving of the runs
+    but in order within a run; ``files[i]`` says which file run ``i`` belongs to. A
+    response that an earlier run's pending request answers is paired with it; a server
+    already in ``tally`` is not reported again. After a run that stopped early (damage,
+    truncation) the rest of its file is dropped, as one reader would never reach it.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[int],
+        tally: ServerTally,
+        emit: Callable[[Sighting], None],
+        *,
+        all_messages: bool = False,
+    ) -> None:
+        self.files = list(files)
+        self.tally = tally
+        self.emit = emit
+        self.all_messages = all_messages
+        self.frontier = 0
+        """The first run not merged yet: its sightings go out as they come."""
+        self.results: list[RunState | None] = [None] * len(self.files)
+        self.held: dict[int, IO[bytes]] = {}
+        self.earlier_pending: dict[bytes, tuple[int, float]] = {}
+        self.stats = Stats()
+        self.problems: list[str] = []
+        self._dropped_file: int | None = None
+        self._frames_in_file = 0
+
+    def accept(self, index: int, message: bytes) -> bool:
+        """One message of run ``index``; True when it was the run's last."""
+        if message[:1] == _DONE:
+            self.results[index] = pickle.loads(message[1:])
+            if index == self.frontier:
+                self._advance()
+            return True
+        if index == self.frontier:
+            self._emit_batch(index, message)
+        else:
+            spill = self.held.get(index)
+            if spill is None:
+                # closed by _replay or close(): it lives as long as the run is held
+                spill = self.held[index] = tempfile.TemporaryFile()  # noqa: SIM115
+            spill.write(len(message).to_bytes(4, "big") + message)
+        return False
+
+    def finish(self) -> tuple[Stats, list[str]]:
+        """Every run merged: the counts (requests never answered included) and problems."""
+        if self.frontier < len(self.files):
+            raise RuntimeError(f"run {self.frontier} of {len(self.files)} never finished")
+        self.stats.unanswered += len(self.earlier_pending)
+        self.earlier_pending.clear()
+        return self.stats, self.problems
+
+    def close(self) -> None:
+        """Drop what is still held (an interrupted merge)."""
+        for spill in self.held.values():
+            spill.close()
+        self.held.clear()
+
+    def _advance(self) -> None:
+        while self.frontier < len(self.files):
+            state = self.results[self.frontier]
+            if state is None:
+                return
+            self._close_run(self.frontier, state)
+            self.results[self.frontier] = None
+            self.frontier += 1
+            self._replay(self.frontier)
+
+    def _replay(self, index: int) -> None:
+        """The batches a run sent before it became the frontier, in order."""
+        spill = self.held.pop(index, None)
+        if spill is None:
+            return
+        with spill:
+            spill.seek(0)
+            while size := int.from_bytes(spill.read(4), "big"):
+                self._emit_batch(index, spill.read(size))
+
+    def _close_run(self, index: int, state: RunState) -> None:
+        """Pair the run's unanswered-for responses with earlier requests in its counts,
+        and pass its own pending requests on to the runs after it."""
+        if self.files[index] == self._dropped_file:
+            return
+        stats, pending, unsolicited, problem = state
+        paired = 0
+        for key in unsolicited or ():
+            if self.earlier_pending.pop(key, None) is not None:
+                paired += 1
+        stats.paired += paired
+        stats.unsolicited -= paired
+        self.earlier_pending.update(pending)
+        self.stats.add(stats)
+        if index == 0 or self.files[index - 1] != self.files[index]:
+            self._frames_in_file = 0
+        if problem:
+            # a run counts its own packets: the file's count is the one a reader would give
+            counted = _PACKETS_READ.search(problem)
+            if counted:
+                frames = self._frames_in_file + int(counted[1])
+                problem = f"{problem[: counted.start()]} after {frames} packets"
+            self.problems.append(problem)
+            self._dropped_file = self.files[index]
+        self._frames_in_file += stats.frames
+
+    def _emit_batch(self, index: int, message: bytes) -> None:
+        if self.files[index] == self._dropped_file:
+            return
+        earlier = self.earlier_pending
+        for sighting in pickle.loads(message[1:]):
+            key = sighting.pair_key
+            if sighting.request_size is None and key is not None:
+                request = earlier.get(key)
+                if request is not None:
+                    sighting.request_size = request[0]
+            self._emit_new(sighting)
+
+    def _emit_new(self, sighting: Sighting) -> None:
+        """Emit a run's sighting, unless its server was reported already (with
+        ``all_messages`` every message goes out, the first of a server marked so)."""
+        sighting.first = False
+        if sighting.pair_key is None:  # a request or an indication (all_messages only)
+            self.emit(sighting)
+            return
+        server = server_key(sighting.transport, sighting.src, sighting.sport)
+        if server not in self.tally.servers:
+            self.tally.servers.add(server)
+            sighting.first = True
+            self.emit(sighting)
+        elif self.all_messages:
+            self.emit(sighting)
 
 
 def _work(path: Path, start: int, end: int, channel: Any) -> None:
-    analyzer = Analyzer(track_unsolicited=True)
-    reader = PcapFeed(path, analyzer, start, end)
-    batch: list[Sighting] = []
-    for out in reader:
-        if out:
-            batch.extend(out)
-            if len(batch) >= BATCH:
-                channel.send_bytes(_RECORDS + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
-                batch = []
-    channel.send_bytes(_RECORDS + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL))
-    done = (analyzer.stats, analyzer.pending, analyzer.unsolicited, reader.problem)
-    channel.send_bytes(_DONE + pickle.dumps(done, pickle.HIGHEST_PROTOCOL))
+    # Ctrl-C reaches the whole process group: the parent alone handles it (and ends us)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for message in analyse_run(path, start, end):
+        channel.send_bytes(message)
     channel.close()
 
 
@@ -74,110 +305,59 @@ def analyse_in_parallel(
     emit: Callable[[Record], None],
     tally: ServerTally,
     emit_sighting: Callable[[Sighting], None] | None = None,
+    on_run_done: Callable[[int], None] | None = None,
 ) -> tuple[Stats, str | None]:
     """Run one worker per run between ``cuts``; ``emit`` each merged record in order.
 
     ``tally`` holds the servers already reported (by other files): they are not again.
     With ``emit_sighting`` the records are handed over undecoded instead, marked
     ``first``; the callee then counts their figures in ``tally`` (see Analyzer.record).
+    ``on_run_done`` hears the size in bytes of each run as it ends (progress).
     """
     if emit_sighting is None:
         emit_sighting = _decoding(emit, tally)
+    runs = list(itertools.pairwise(cuts))
     context = multiprocessing.get_context("fork")
     channels: list[Any] = []
     processes = []
-    for start, end in itertools.pairwise(cuts):
-        receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(target=_work, args=(path, start, end, sender), daemon=True)
-        process.start()
-        sender.close()
-        channels.append(receiver)
-        processes.append(process)
-    with ExitStack() as stack:
-        # Later runs' records wait, still pickled, in temporary files: memory stays flat.
-        held = [stack.enter_context(tempfile.TemporaryFile()) for _ in channels]
-        try:
-            results = _collect(channels, held, tally, emit_sighting)
-        finally:
-            for process in processes:
-                process.join(timeout=0.5)
-                if process.is_alive():
-                    process.kill()
-        return _merge(results, held, tally, emit_sighting)
-
-
-def _collect(
-    channels: list[Any],
-    held: Sequence[IO[bytes]],
-    tally: ServerTally,
-    emit: Callable[[Sighting], None],
-) -> list[Any]:
-    """Drain every pipe as data comes (a full pipe would stall its worker), emitting the
-    first run's records at once and spilling the others' to their files."""
-    results: list[Any] = [None] * len(channels)
-    active = {channel: index for index, channel in enumerate(channels)}
-    while active:
-        for channel in wait(list(active)):
-            index = active[channel]
-            message = channel.recv_bytes()  # type: ignore[union-attr]
-            if message[:1] == _DONE:
-                results[index] = pickle.loads(message[1:])
-                del active[channel]
-            elif index:
-                held[index].write(len(message).to_bytes(4, "big") + message)
-            else:
-                for sighting in pickle.loads(message[1:]):
-                    _emit_new(sighting, tally, emit)
-    return results
-
-
-def _merge(
-    results: list[Any],
-    held: Sequence[IO[bytes]],
-    tally: ServerTally,
-    emit: Callable[[Sighting], None],
-) -> tuple[Stats, str | None]:
-    """Run by run: pair responses with requests an earlier run left pending, then emit the
-    held records of servers not reported yet."""
-    total = Stats()
-    earlier_pending: dict[bytes, tuple[int, float]] = {}
-    problem = None
-    for index, (stats, pending, unsolicited, problem) in enumerate(results):
-        request_sizes = {}
-        for key in unsolicited or ():
-            request = earlier_pending.pop(key, None)
-            if request is not None:
-                request_sizes[key] = request[0]
-        stats.paired += len(request_sizes)
-        stats.unsolicited -= len(request_sizes)
-        spill = held[index]
-        spill.seek(0)
-        while size := int.from_bytes(spill.read(4), "big"):
-            for sighting in pickle.loads(spill.read(size)[1:]):
-                if sighting.request_size is None and sighting.pair_key in request_sizes:
-                    sighting.request_size = request_sizes[sighting.pair_key]
-                _emit_new(sighting, tally, emit)
-        earlier_pending.update(pending)
-        total.add(stats)
-        if problem:
-            break  # a damaged run: what follows the damage is not read, as with one reader
-    total.unanswered += len(earlier_pending)
-    return total, problem
-
-
-def _emit_new(sighting: Sighting, tally: ServerTally, emit: Callable[[Sighting], None]) -> None:
-    """Emit a worker's sighting, unless its server was reported already."""
-    server = server_key(sighting.transport, sighting.src, sighting.sport)
-    if server not in tally.servers:
-        tally.servers.add(server)
-        sighting.first = True
-        emit(sighting)
+    merger = RunMerger([0] * len(runs), tally, emit_sighting)
+    try:
+        for start, end in runs:
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(target=_work, args=(path, start, end, sender), daemon=True)
+            process.start()
+            sender.close()
+            channels.append(receiver)
+            processes.append(process)
+        # Drain every pipe as data comes: a full pipe would stall its worker
+        active = {channel: index for index, channel in enumerate(channels)}
+        while active:
+            for channel in wait(list(active)):
+                index = active[channel]
+                try:
+                    message = channel.recv_bytes()  # type: ignore[union-attr]
+                except EOFError:  # the worker died without its final state
+                    message = failed_run(f"{path}: a worker ended early (bytes {runs[index]})")
+                if merger.accept(index, message):
+                    del active[channel]
+                    if on_run_done:
+                        on_run_done(runs[index][1] - runs[index][0])
+        stats, problems = merger.finish()
+    finally:
+        merger.close()
+        for process in processes:
+            process.join(timeout=0.5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    return stats, problems[0] if problems else None
 
 
 def _decoding(emit: Callable[[Record], None], tally: ServerTally) -> Callable[[Sighting], None]:
     def emit_sighting(sighting: Sighting) -> None:
         record = sighting.record()
-        tally.count(record)
+        if sighting.first:
+            tally.count(record)
         emit(record)
 
     return emit_sighting

@@ -7,6 +7,8 @@ that the analyser knows nothing of files, terminals or output formats.
 from __future__ import annotations
 
 import heapq
+import stat
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -19,31 +21,95 @@ from stunscan.pcap.analyzer import Analyzer
 from stunscan.pcap.feed import PcapFeed
 from stunscan.pcap.filters import ReportFilter
 from stunscan.pcap.parallel import analyse_in_parallel, plan
+from stunscan.pcap.progress import RunProgress
 from stunscan.pcap.sighting import Sighting, row_fields
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
 from stunscan.render.records import records_table, summary_panel
 from stunscan.tally import summarize
+from stunscan.text import printable
+
+INTERRUPTED = 130
+"""The exit status of a run Ctrl-C cut short (128 + SIGINT), as shells report it."""
+NOTHING_TO_READ = 1
+"""The exit status when the inputs hold no capture at all."""
 
 
 class InputError(Exception):
     """An input the user named that cannot be analysed (one line, exit 2)."""
 
 
-def capture_files(inputs: list[str]) -> list[Path]:
-    """The capture files named, folders expanded (recognised by magic number, not name)."""
-    files: list[Path] = []
+class OutputError(Exception):
+    """Writing the report failed (its cause, an OSError, is the user's to see)."""
+
+
+def _ignore(message: str) -> None:
+    pass
+
+
+def capture_files(
+    inputs: list[str], warn: Callable[[str], None] = _ignore, *, urls: bool = False
+) -> list[Path | str]:
+    """The captures named, in order, folders expanded (recognised by magic number, not
+    name). A file in a folder that cannot be read is left out (``warn`` hears why), as is
+    a folder with no capture; a file named that cannot be, or a URL without ``urls``
+    (read by a Dask cluster only), is an InputError. A FIFO is kept: read as a stream."""
+    files: list[Path | str] = []
     for item in inputs:
+        if "://" in item:
+            if not urls:
+                raise InputError(f"{printable(item)}: a URL is read only with --cluster")
+            from stunscan.pcap.cluster import remote_files
+
+            try:
+                found = remote_files(item)
+            except (OSError, ValueError, ImportError) as exc:
+                raise InputError(f"cannot read {printable(item)}: {exc}") from None
+            if not found:
+                warn(f"no pcap or pcapng capture in {printable(item)}")
+            files.extend(found)
+            continue
         path = Path(item)
         if path.is_dir():
-            candidates = sorted(p for p in path.rglob("*") if p.is_file())
-            files.extend(p for p in candidates if _is_capture_file(p))
+            found_here: list[Path | str] = []
+            for candidate in sorted(p for p in path.rglob("*") if p.is_file()):
+                try:
+                    if _is_capture_file(candidate):
+                        found_here.append(candidate)
+                except InputError as exc:
+                    warn(str(exc))
+            if not found_here:
+                warn(f"no pcap or pcapng capture in {printable(str(path))}")
+            files.extend(found_here)
         elif path.is_file():
             if not _is_capture_file(path):
-                raise InputError(f"{path} is not a pcap or pcapng capture")
+                raise InputError(f"{printable(str(path))} is not a pcap or pcapng capture")
+            files.append(path)
+        elif path.exists():
+            kind = _special_kind(path)
+            if kind != "FIFO":
+                raise InputError(f"{printable(str(path))} is a {kind}, not a capture file")
             files.append(path)
         else:
-            raise InputError(f"no such file or folder: {path}")
+            raise InputError(f"no such file or folder: {printable(str(path))}")
     return files
+
+
+def _special_kind(path: Path) -> str:
+    mode = path.stat().st_mode
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    return "special file"
+
+
+def is_stream(path: Path | str) -> bool:
+    """A FIFO (``tcpdump -w - | stunscan pcap /dev/stdin``): read once, in order."""
+    return isinstance(path, Path) and not path.is_file()
 
 
 def _is_capture_file(path: Path) -> bool:
@@ -51,7 +117,14 @@ def _is_capture_file(path: Path) -> bool:
         with path.open("rb") as handle:
             return is_capture(handle.read(4))
     except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {printable(str(path))}: {exc.strerror or exc}") from None
+
+
+def _size(path: Path | str) -> int:
+    try:
+        return path.stat().st_size if isinstance(path, Path) and not is_stream(path) else 0
+    except OSError:
+        return 0
 
 
 def run_capture_analysis(
@@ -66,23 +139,46 @@ def run_capture_analysis(
     tcp_buffer: int = TCP_BUFFER_BUDGET,
     report_filter: ReportFilter | None = None,
     sort: str | None = None,
+    cluster: str | None = None,
+    chunk_bytes: int | None = None,
 ) -> int:
-    """Analyse every capture; returns the number of records written. ``report_filter``
-    decides which responders are rows and which count (servers only by default); ``sort``
-    ('amplification') puts the table's rows largest first, chosen among all rows."""
+    """Analyse every capture; returns the number of records written.
+
+    ``report_filter`` decides which responders are rows and which count (servers only by
+    default); ``sort`` ('amplification') puts the table's rows largest first, chosen among
+    all rows. With ``cluster`` (a Dask scheduler's address) every file's runs are analysed
+    there (see stunscan.pcap.cluster), ``chunk_bytes`` of capture per task at most. Exits
+    130 when interrupted (after writing what was found), 1 when there was nothing to read.
+    """
+    warnings: list[str] = []
+
+    def say(message: str) -> None:
+        errors.print(f"stunscan: {message}", markup=False, highlight=False, soft_wrap=True)
+
     try:
-        files = capture_files(inputs)
+        files = capture_files(inputs, warnings.append, urls=cluster is not None)
+        if cluster is not None and any(is_stream(path) for path in files):
+            raise InputError("a FIFO is read as a stream, here: not with --cluster")
+        if cluster is not None and files:
+            client, runs = _cluster_runs(cluster, files, all_messages, chunk_bytes, warnings)
     except InputError as exc:
-        errors.print(f"stunscan: {exc}", markup=False, highlight=False, soft_wrap=True)
+        say(str(exc))
         raise SystemExit(2) from None
+    if not files:
+        for warning in warnings:
+            say(f"warning: {warning}")
+        say("no capture to analyse")
+        raise SystemExit(NOTHING_TO_READ)
     analyzer = Analyzer(all_messages=all_messages, tcp_buffer=tcp_buffer)
     chosen = report_filter or ReportFilter()
     shown: list[Record] = []
     ranked: list[tuple[float, int, Record]] = []
-    warnings: list[str] = []
     written = 0
+    interrupted = False
     to_stdout = "-" in (csv_out, json_out)
     with ExitStack() as stack:
+        if cluster is not None:
+            stack.callback(client.close)
         writers: list[Any] = []
         csv_writer = CSVWriter(open_output(stack, csv_out)) if csv_out else None
         if csv_writer:
@@ -93,8 +189,11 @@ def run_capture_analysis(
         def emit(record: Record) -> None:
             nonlocal written
             written += 1
-            for writer in writers:
-                writer.write(record)
+            try:
+                for writer in writers:
+                    writer.write(record)
+            except OSError as exc:
+                raise OutputError from exc
             if sort:
                 entry = (record.amplification if record.direction == "response" else 0.0,
                          -written, record)  # fmt: skip
@@ -120,34 +219,52 @@ def run_capture_analysis(
                         analyzer.tally.figures(amplification, family, software)
                     written += 1
                     if csv_writer:
-                        csv_writer.write_cells(cells)
+                        try:
+                            csv_writer.write_cells(cells)
+                        except OSError as exc:
+                            raise OutputError from exc
                     return
             record = sighting.record()
             if counted:
                 analyzer.tally.count(record)
             emit(record)
 
+        total = sum(run.size for run in runs) if cluster else sum(map(_size, files))
+        progress = stack.enter_context(RunProgress(errors, len(files), total))
         try:
-            for path in files:
-                cuts = None if all_messages else plan(path, workers)
-                if cuts:
-                    stats, problem = analyse_in_parallel(
-                        path, cuts, emit, analyzer.tally, emit_sighting
-                    )
-                    analyzer.stats.add(stats)
+            if cluster is not None:
+                from stunscan.pcap.cluster import analyse_on_cluster
+
+                stats, problems = analyse_on_cluster(
+                    client,
+                    runs,
+                    analyzer.tally,
+                    emit_sighting,
+                    all_messages=all_messages,
+                    progress=progress,
+                )
+                analyzer.stats.add(stats)
+                warnings.extend(problems)
+            else:
+                for path in files:
+                    assert isinstance(path, Path)  # URLs only with a cluster
+                    try:
+                        problem = _analyse_file(
+                            path, analyzer, emit, emit_sighting, workers, progress
+                        )
+                    except CaptureError as exc:
+                        problem = str(exc)
+                    except OSError as exc:
+                        problem = f"cannot read {path}: {exc.strerror or exc}"
                     if problem:
                         warnings.append(problem)
-                    continue
-                feed = PcapFeed(path, analyzer)
-                for sightings in feed:
-                    for sighting in sightings:
-                        emit_sighting(sighting)
-                if feed.problem:
-                    warnings.append(feed.problem)
-        except CaptureError as exc:
-            warnings.append(str(exc))
+                    progress.file_done()
+        except OutputError as exc:
+            assert exc.__cause__ is not None
+            raise exc.__cause__ from None
         except KeyboardInterrupt:
-            warnings.append("interrupted: the summary covers what was read")
+            interrupted = True
+            warnings.append("interrupted: the rows and the summary cover what was read")
         analyzer.finish()
     if sort:
         shown = [record for _, _, record in sorted(ranked, reverse=True)]
@@ -159,5 +276,49 @@ def run_capture_analysis(
         console.print(records_table(shown, title, console.width))
     report.print(summary_panel(analyzer.stats, summarize(analyzer.tally), chosen.note()))
     for warning in warnings:
-        errors.print(f"stunscan: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        say(f"warning: {printable(warning)}")
+    if interrupted:
+        raise SystemExit(INTERRUPTED)
     return written
+
+
+def _analyse_file(
+    path: Path,
+    analyzer: Analyzer,
+    emit: Callable[[Record], None],
+    emit_sighting: Callable[[Sighting], None],
+    workers: int,
+    progress: RunProgress,
+) -> str | None:
+    """One file, by the local process pool when it is large: why reading stopped early."""
+    stream = is_stream(path)
+    cuts = None if analyzer.all_messages or stream else plan(path, workers)
+    if cuts:
+        stats, problem = analyse_in_parallel(
+            path, cuts, emit, analyzer.tally, emit_sighting, progress.advance
+        )
+        analyzer.stats.add(stats)
+        return problem
+    feed = PcapFeed(path, analyzer, fast=not stream)
+    for sightings in feed:
+        for sighting in sightings:
+            emit_sighting(sighting)
+    progress.advance(_size(path))
+    return feed.problem
+
+
+def _cluster_runs(
+    address: str,
+    files: list[Path | str],
+    all_messages: bool,
+    chunk_bytes: int | None,
+    warnings: list[str],
+) -> tuple[Any, list[Any]]:
+    """A client of the cluster and the runs to give it, before any output is opened."""
+    from stunscan.pcap.cluster import CHUNK_BYTES, ClusterError, connect, plan_runs
+
+    runs = plan_runs(files, chunk_bytes or CHUNK_BYTES, cut=not all_messages, warn=warnings.append)
+    try:
+        return connect(address), runs
+    except ClusterError as exc:
+        raise InputError(str(exc)) from None
