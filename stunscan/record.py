@@ -274,8 +274,13 @@ def row_cells(
 
 @functools.lru_cache(maxsize=256)
 def _utc_text(second: int) -> str:
-    """The report's timestamp of a second (records come in runs within one second)."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+    """The report's timestamp of a second (records come in runs within one second). A
+    damaged capture's time can lie outside what the platform's gmtime takes (years past
+    9999, a negative second): clamped to the last second it can show, never an error."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(second))
+    except (OverflowError, OSError, ValueError):
+        return "9999-12-31 23:59:59" if second > 0 else "1970-01-01 00:00:00"
 
 
 def safe_cell(value: str) -> str:

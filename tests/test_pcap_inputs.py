@@ -151,6 +151,29 @@ def test_damaged_files_leave_the_others_reported(tmp_path: Path) -> None:
     assert {tuple(row[2:5]) for row in csv_rows(alone.stdout)} <= servers
 
 
+@needs_corpus
+def test_the_whole_damaged_folder_beside_good_captures(tmp_path: Path) -> None:
+    """Every damaged file of the corpus in one run: a warning each where damaged, never a
+    traceback, and the good captures after them still reported in full."""
+    alone = runner.invoke(app, ["pcap", str(PROJECT / "pcaps"), "--csv", "-"])
+    result = runner.invoke(
+        app, ["pcap", str(CORPUS / "damaged"), str(PROJECT / "pcaps"), "--csv", "-"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.stderr
+    warned = [line for line in result.stderr.splitlines() if line.startswith("stunscan: warn")]
+    assert len(warned) >= 20
+    servers = {tuple(row[2:5]) for row in csv_rows(result.stdout)}
+    assert {tuple(row[2:5]) for row in csv_rows(alone.stdout)} <= servers
+
+
+def test_a_timestamp_past_what_gmtime_takes_still_makes_a_row() -> None:
+    from stunscan.record import _utc_text
+
+    assert _utc_text(0) == "1970-01-01 00:00:00"
+    assert _utc_text(1 << 62) == "9999-12-31 23:59:59"
+
+
 def test_an_empty_folder_is_a_warning_and_exit_1(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
