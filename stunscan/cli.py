@@ -399,6 +399,53 @@ def scan(
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
 
 
+ReportFiles = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Report CSVs (Shadowserver's or stunscan's; .csv, .csv.gz, .zip) or folders."
+    ),
+]
+
+
+@app.command()
+def report(
+    files: ReportFiles = None,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="OLD NEW: two reports (files or folders) compared host by host."),
+    ] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write every figure as JSON here ('-': stdout).")
+    ] = None,
+    html_out: Annotated[
+        str | None, typer.Option("--html", help="Write a self-contained HTML page here.")
+    ] = None,
+    parquet_out: Annotated[
+        str | None, typer.Option("--parquet", help="Write the cleaned, typed rows here.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Rows in each top-N table.")] = 10,
+) -> None:
+    """Statistics of Accessible STUN Service reports: servers per family, amplification,
+    countries, ASes, SOFTWARE, ports, days, new and gone servers."""
+    from stunscan.report.inputs import InputError
+    from stunscan.report.run import ReportOptions, run_report
+
+    if not files and compare is None:
+        _fail("give report CSVs (files or folders), or --compare OLD NEW")
+    if top < 1:
+        _fail("--top must be >= 1")
+    options = ReportOptions(files or [], compare, json_out, html_out, parquet_out, top)
+    try:
+        run_report(options, console)
+    except InputError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(
+            f"cannot write output: {exc.strerror or exc}"
+            + (f": {exc.filename}" if exc.filename else "")
+        )
+
+
 def _bits_per_second(text: str) -> float:
     units = {"K": 1e3, "M": 1e6, "G": 1e9}
     scale = units.get(text[-1:].upper(), 1.0)

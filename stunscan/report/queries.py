@@ -1,0 +1,169 @@
+"""Every statistic of ``stunscan report``, as named SQL in one place.
+
+The report counts a server (ip, port, protocol) once per day, with the amplification of
+its first row that day; ``SERVER_DAYS`` builds that table from the loaded rows and every
+figure below reads it. ``{rows}``, ``{servers}`` and the like are table names filled in by
+``stunscan.report.figures``; values from the data never enter the SQL text.
+"""
+
+from __future__ import annotations
+
+SERVER_DAYS = """
+CREATE OR REPLACE TEMP TABLE {servers} AS
+SELECT day, ip, port, protocol, family,
+       pick.amplification, pick.software, pick.fingerprint, pick.geo, pick.asn,
+       pick.response_size
+FROM (
+    SELECT day, ip, port, protocol, any_value(family) AS family,
+           arg_min({{'amplification': amplification, 'software': software,
+                     'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
+                     'response_size': response_size}},
+                   coalesce(ts, TIMESTAMP '1970-01-01')) AS pick
+    FROM {rows}
+    GROUP BY day, ip, port, protocol
+)
+"""
+"""One row per server and day: what its first row that day said."""
+
+FAMILIES = """
+SELECT family,
+       count(DISTINCT (ip, port, protocol)) AS servers,
+       count(*) AS server_days,
+       avg(amplification) AS mean_amplification,
+       median(amplification) AS median_amplification,
+       max(amplification) AS max_amplification
+FROM {servers}
+GROUP BY family
+ORDER BY family
+"""
+"""Accessible servers per family; mean and median amplification (one value per server
+and day, as the report's daily figures)."""
+
+PERCENTILES = """
+SELECT family, quantile_cont(amplification, [0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]) AS values,
+       min(amplification) AS low, max(amplification) AS high
+FROM {servers}
+WHERE amplification IS NOT NULL
+GROUP BY family
+ORDER BY family
+"""
+PERCENTILE_POINTS = (5, 25, 50, 75, 90, 95, 99)
+
+HISTOGRAM = """
+SELECT least(floor(amplification / {width}) * {width}, {top}) AS low,
+       count(*) FILTER (WHERE family = 4) AS ipv4,
+       count(*) FILTER (WHERE family = 6) AS ipv6
+FROM {servers}
+WHERE amplification IS NOT NULL
+GROUP BY low
+ORDER BY low
+"""
+"""Server-days per amplification bin of ``width``; the last bin holds ``top`` and above."""
+
+TOP_COUNTRIES = """
+SELECT coalesce(geo, '') AS geo, count(DISTINCT (ip, port, protocol)) AS servers
+FROM {servers}
+GROUP BY ALL
+ORDER BY servers DESC, geo
+LIMIT {limit}
+"""
+
+TOP_ASES = """
+SELECT asn, count(DISTINCT (ip, port, protocol)) AS servers
+FROM {servers}
+GROUP BY ALL
+ORDER BY servers DESC, asn NULLS LAST
+LIMIT {limit}
+"""
+
+TOP_SOFTWARE = """
+SELECT coalesce(software, '') AS software, count(DISTINCT (ip, port, protocol)) AS servers,
+       avg(amplification) AS mean_amplification
+FROM {servers}
+GROUP BY ALL
+ORDER BY servers DESC, software
+LIMIT {limit}
+"""
+
+PORTS = """
+SELECT port, coalesce(protocol, '') AS protocol,
+       count(DISTINCT (ip, port, protocol)) AS servers
+FROM {servers}
+GROUP BY ALL
+ORDER BY servers DESC, port, protocol
+LIMIT {limit}
+"""
+
+FINGERPRINT = """
+SELECT fingerprint IS NOT NULL AS present, count(DISTINCT (ip, port, protocol)) AS servers
+FROM {servers}
+GROUP BY ALL
+ORDER BY present DESC
+"""
+"""Servers whose answer carried FINGERPRINT, and those whose did not."""
+
+PER_DAY = """
+SELECT day, count(*) FILTER (WHERE family = 4) AS ipv4,
+       count(*) FILTER (WHERE family = 6) AS ipv6
+FROM {servers}
+WHERE day IS NOT NULL
+GROUP BY day
+ORDER BY day
+"""
+"""Servers per day per family."""
+
+CHURN = """
+WITH bounds AS (SELECT min(day) AS first, max(day) AS last FROM {servers}),
+first AS (SELECT DISTINCT ip, port, protocol FROM {servers}, bounds WHERE day = bounds.first),
+last AS (SELECT DISTINCT ip, port, protocol FROM {servers}, bounds WHERE day = bounds.last)
+SELECT (SELECT first FROM bounds) AS first_day, (SELECT last FROM bounds) AS last_day,
+       (SELECT count(*) FROM (SELECT * FROM last EXCEPT SELECT * FROM first)) AS new,
+       (SELECT count(*) FROM (SELECT * FROM first EXCEPT SELECT * FROM last)) AS gone,
+       (SELECT count(*) FROM (SELECT * FROM first INTERSECT SELECT * FROM last)) AS still
+"""
+"""Between the first and the last day: servers new, gone, still present."""
+
+LATEST = """
+CREATE OR REPLACE TEMP TABLE {hosts} AS
+SELECT ip, port, protocol, family,
+       pick.amplification, pick.software, pick.day, pick.response_size
+FROM (
+    SELECT ip, port, protocol, any_value(family) AS family,
+           arg_max({{'amplification': amplification, 'software': software, 'day': day,
+                     'response_size': response_size}},
+                   coalesce(ts, TIMESTAMP '1970-01-01')) AS pick
+    FROM {rows}
+    GROUP BY ip, port, protocol
+)
+"""
+"""One row per host (ip, port, protocol): its latest row."""
+
+COMPARE = """
+SELECT coalesce(n.ip, o.ip) AS ip, coalesce(n.port, o.port) AS port,
+       coalesce(n.protocol, o.protocol) AS protocol,
+       CASE WHEN o.ip IS NULL THEN 'new'
+            WHEN n.ip IS NULL THEN 'gone'
+            WHEN round(o.amplification, 2) IS DISTINCT FROM round(n.amplification, 2)
+              OR o.software IS DISTINCT FROM n.software THEN 'changed'
+            ELSE 'same' END AS status,
+       o.amplification AS amplification_old, n.amplification AS amplification_new,
+       o.software AS software_old, n.software AS software_new
+FROM {old} AS o FULL OUTER JOIN {new} AS n
+  ON o.ip = n.ip AND o.port = n.port AND o.protocol IS NOT DISTINCT FROM n.protocol
+ORDER BY CASE status WHEN 'new' THEN 0 WHEN 'gone' THEN 1 WHEN 'changed' THEN 2 ELSE 3 END,
+         ip, port, protocol
+"""
+"""OLD against NEW host by host: new, gone, changed (amplification or SOFTWARE), same."""
+
+HOSTS = """
+SELECT ip, port, protocol, family, amplification, software, response_size
+FROM {hosts}
+ORDER BY family, ip, port, protocol
+"""
+"""The hosts a report lists, for ``stunscan verify``."""
+
+EXPORT = """
+COPY (SELECT * EXCLUDE (day, family) RENAME (ts AS timestamp), day, family FROM {rows})
+TO '{path}' (FORMAT parquet, COMPRESSION zstd)
+"""
+"""The cleaned, typed rows, once (``--parquet``)."""
