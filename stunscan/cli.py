@@ -446,6 +446,50 @@ def report(
         )
 
 
+@app.command()
+def verify(
+    files: Annotated[
+        list[str], typer.Argument(help="Report CSVs (.csv, .csv.gz, .zip) or folders of them.")
+    ],
+    rate: Annotated[
+        float, typer.Option(help="Packets per second at most, all hosts together (0: no cap).")
+    ] = 100.0,
+    parallel: Annotated[int, typer.Option(help="Hosts asked at once.")] = 16,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds before a request counts as unanswered.")
+    ] = 3.0,
+    rto: Annotated[float, typer.Option(help="Initial retransmission timeout, seconds.")] = 0.5,
+    transmissions: Annotated[int, typer.Option(help="Times a UDP request is sent at most.")] = 7,
+    csv_out: Annotated[
+        str | None,
+        typer.Option("--csv", help="Write the rows with status, amplification_then, checked_at."),
+    ] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="Write the results as JSON ('-': stdout).")
+    ] = None,
+) -> None:
+    """Ask every host of a report again (its own 20-byte probe and a Binding, over the
+    listed protocol): still open, changed, or closed. Exit 0 if none is still open, else 1."""
+    from stunscan.probe.exchange import Timing
+    from stunscan.report.inputs import InputError
+    from stunscan.report.run import VerifyOptions, run_verify
+
+    if rate < 0 or parallel < 1 or timeout <= 0 or rto <= 0 or transmissions < 1:
+        _fail("--rate must be >= 0, --timeout and --rto > 0, --parallel and --transmissions >= 1")
+    timing = Timing(rto=rto, transmissions=transmissions, timeout=timeout)
+    options = VerifyOptions(files, rate, parallel, timing, csv_out, json_out)
+    try:
+        still_open = run_verify(options, console, errors)
+    except InputError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(
+            f"cannot write output: {exc.strerror or exc}"
+            + (f": {exc.filename}" if exc.filename else "")
+        )
+    raise typer.Exit(1 if still_open else 0)
+
+
 def _bits_per_second(text: str) -> float:
     units = {"K": 1e3, "M": 1e6, "G": 1e9}
     scale = units.get(text[-1:].upper(), 1.0)

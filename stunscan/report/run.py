@@ -66,3 +66,90 @@ def _write_json(target: str, result: dict[str, Any]) -> None:
     else:
         with open(target, "w", encoding="utf-8") as stream:
             stream.write(text)
+
+
+@dataclass(slots=True)
+class VerifyOptions:
+    files: list[str]
+    rate: float = 100.0
+    parallel: int = 16
+    timing: Any = None
+    csv_out: str | None = None
+    json_out: str | None = None
+
+
+def run_verify(options: VerifyOptions, console: Console, errors: Console) -> int:
+    """Ask every host the reports list again; the number still answering. InputError for
+    an unreadable input, OSError for an output that cannot be written."""
+    from stunscan.probe.exchange import Timing
+    from stunscan.record import COLUMNS, csv_line
+    from stunscan.report import verify
+
+    with ExitStack() as stack:
+        spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="stunscan-verify-"))
+        con = stack.enter_context(inputs.connect(spill))
+        loaded = inputs.load(con, options.files, "rows", stack)
+        listed = [
+            verify.Listed(
+                str(row["ip"]),
+                int(row["port"]),
+                str(row["protocol"] or "udp"),
+                None if row["amplification"] is None else round(float(row["amplification"]), 2),
+                row["software"],
+            )
+            for row in figures.listed_hosts(con, loaded)
+        ]
+        con.close()
+        bad = tables.bad_rows_text({"bad_rows": loaded.bad})
+        if bad is not None:
+            errors.print(bad)
+        csv_stream = _open(stack, options.csv_out)
+        if csv_stream is not None:
+            csv_stream.write(csv_line([*COLUMNS, *verify.EXTRA_COLUMNS]))
+            csv_stream.flush()
+
+        def written(result: verify.Checked) -> None:
+            if csv_stream is not None:
+                csv_stream.write(csv_line(result.row()))
+                csv_stream.flush()
+
+        results = list(
+            verify.verify_all(
+                listed, options.timing or Timing(), options.rate, options.parallel, written
+            )
+        )
+        counts = {
+            status: sum(r.status == status for r in results)
+            for status in (verify.OPEN, verify.CHANGED, verify.CLOSED, verify.UNCHECKED)
+        }
+        still = counts[verify.OPEN] + counts[verify.CHANGED]
+        summary = {
+            "listed": len(results),
+            "still_open": still,
+            "changed": counts[verify.CHANGED],
+            "closed": counts[verify.CLOSED],
+            "not_checked": counts[verify.UNCHECKED],
+            "bad_rows": dict(loaded.bad),
+        }
+        if options.json_out:
+            _write_json(
+                options.json_out, {"summary": summary, "hosts": [r.as_json() for r in results]}
+            )
+        shown = console if "-" not in (options.json_out, options.csv_out) else errors
+        shown.print(tables.verify_table(results))
+        line = (
+            f"{len(results):,} listed: {still:,} still open"
+            f" ({counts[verify.CHANGED]:,} of them changed), {counts[verify.CLOSED]:,} closed"
+        )
+        if counts[verify.UNCHECKED]:
+            line += f", {counts[verify.UNCHECKED]:,} not checked"
+        shown.print(line, markup=False, highlight=False)
+        return still
+
+
+def _open(stack: ExitStack, target: str | None) -> Any:
+    if target is None:
+        return None
+    if target == "-":
+        return sys.stdout
+    return stack.enter_context(open(target, "w", encoding="utf-8", newline=""))

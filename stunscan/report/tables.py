@@ -205,3 +205,23 @@ def report_view(result: dict[str, Any], comparison: dict[str, Any] | None, limit
 def show(console: Console, result: dict[str, Any], comparison: dict[str, Any] | None,
          limit: int) -> None:  # fmt: skip
     console.print(report_view(result, comparison, limit))
+
+
+def verify_table(results: Iterable[Any]) -> Table:
+    """``stunscan verify``'s hosts (``stunscan.report.verify.Checked``)."""
+    table = _table("Hosts of the report, asked again", "host", "status", "then", "now", "detail")
+    table.columns[1].justify = table.columns[4].justify = "left"
+    for result in results:
+        listed = result.listed
+        where = endpoint_text(printable(listed.ip), listed.port)
+        table.add_row(
+            cell(f"{where}/{listed.protocol}", 40),
+            Text(result.status, style=_VERIFY_STYLE.get(result.status, "")),
+            number(listed.amplification),
+            number(result.amplification_now),
+            cell(result.detail, 30),
+        )
+    return table
+
+
+_VERIFY_STYLE = {"open": "red", "changed": "yellow", "closed": "green"}
