@@ -199,9 +199,15 @@ def pcap(
 @app.command()
 def probe(
     hosts: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(help="HOST, HOST:PORT, IPv6 or [IPv6]:PORT (default port 3478)."),
-    ],
+    ] = None,
+    input_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--input-file", "-I", help="File of HOST[:PORT] lines, or a report CSV (its ports)."
+        ),
+    ] = None,
     variant: Annotated[
         list[str] | None,
         typer.Option(
@@ -239,9 +245,16 @@ def probe(
     variant, the worst case and a plain verdict. Exit 0 if any host answered, else 1."""
     import socket
 
-    from stunscan.probe import NAMES, Probe, Timing
+    from stunscan.probe import NAMES, Probe, TargetError, Timing
     from stunscan.probe.run import run_probes
+    from stunscan.probe.targets import file_targets
 
+    try:
+        asked = [*(hosts or []), *file_targets(input_file or [])]
+    except TargetError as exc:
+        _fail(str(exc))
+    if not asked:
+        _fail("no targets: give hosts, or --input-file")
     chosen = tuple(NAMES) if all_variants else tuple(variant or ("binding",))
     unknown = [name for name in chosen if name not in NAMES]
     if unknown:
@@ -257,7 +270,7 @@ def probe(
         chosen, udp, tcp, Timing(rto=rto, transmissions=transmissions, timeout=timeout)
     )
     try:
-        answered = run_probes(hosts, settings, family, parallel, csv_out, json_out, console, errors)
+        answered = run_probes(asked, settings, family, parallel, csv_out, json_out, console, errors)
     except ValueError as exc:
         _fail(str(exc))
     except OSError as exc:
@@ -277,7 +290,11 @@ def scan(
     ] = None,
     input_file: Annotated[
         list[Path] | None,
-        typer.Option("--input-file", "-I", help="File of targets, one a line, # comments."),
+        typer.Option(
+            "--input-file",
+            "-I",
+            help="File of targets (# comments; ADDRESS:PORT too), or a report CSV (its ports).",
+        ),
     ] = None,
     exclude: Annotated[
         list[Path] | None,
