@@ -116,6 +116,13 @@ def per_day_chart(result: dict[str, Any]) -> str:
     axes.set_ylim(bottom=0)
     axes.legend(frameon=False)
     axes.spines[["top", "right"]].set_visible(False)
+    from matplotlib import dates
+
+    if len(days) <= 14:
+        axes.xaxis.set_major_locator(dates.DayLocator())
+    else:
+        axes.xaxis.set_major_locator(dates.AutoDateLocator(minticks=4, maxticks=10))
+    axes.xaxis.set_major_formatter(dates.DateFormatter("%Y-%m-%d"))
     figure.autofmt_xdate()
     return _png(figure)
 
