@@ -87,6 +87,29 @@ def report_2022_rows(day: dt.date) -> list[dict[str, str]]:
     return rows
 
 
+def write_2022(path: Path, day: dt.date) -> Path:
+    """The 2022 day (:func:`report_2022_rows`) written fast: 104,055 lines of one template."""
+    template = row(day, "{ip}", 0.0)
+    cells = [template[c] for c in COLUMNS]
+    cells[COLUMNS.index("ip")] = "{ip}"
+    for name in ("amplification", "response_size", "message_length"):
+        cells[COLUMNS.index(name)] = "{" + name + "}"
+    line = ",".join(cells) + "\n"  # no cell of the template needs quoting
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        stream.write(",".join(COLUMNS) + "\n")
+        for family, (count, mean, median) in REPORT_2022.items():
+            stream.writelines(
+                line.format(
+                    ip=address(family, number),
+                    amplification=f"{value:.2f}",
+                    response_size=round(value * 20),
+                    message_length=max(round(value * 20) - 20, 0),
+                )
+                for number, value in enumerate(known_amplifications(count, mean, median))
+            )
+    return path
+
+
 def write(
     stream: IO[str], rows: Iterable[dict[str, str]], columns: Sequence[str] = COLUMNS
 ) -> None:
@@ -98,7 +121,9 @@ def write(
         writer.writerow({c: item.get(c, "") for c in columns})
 
 
-def write_file(path: Path, rows: Iterable[dict[str, str]], columns: Sequence[str] = COLUMNS) -> Path:
+def write_file(
+    path: Path, rows: Iterable[dict[str, str]], columns: Sequence[str] = COLUMNS
+) -> Path:
     with path.open("w", encoding="utf-8", newline="") as stream:
         write(stream, rows, columns)
     return path

@@ -11,6 +11,8 @@ with the wrong number of cells is rejected by the parser and counted from its re
 
 from __future__ import annotations
 
+import csv
+import gzip
 import tempfile
 import zipfile
 from collections.abc import Iterable
@@ -160,11 +162,12 @@ def load(
     missing = set(COLUMNS)
     created = False
     for number, (name, label) in enumerate(files):
-        present = _columns(con, name, label)
+        columns = _columns(name, label)
+        present = set(columns)
         if "ip" not in present:
             raise InputError(f"{label}: no 'ip' column: not a report CSV")
         missing -= present
-        _load_file(con, name, label, present, f"{table}_{number}", loaded)
+        _load_file(con, name, label, columns, f"{table}_{number}", loaded)
         if created:
             con.execute(f"INSERT INTO {table} SELECT * FROM {table}_{number}")
             con.execute(f"DROP TABLE {table}_{number}")
@@ -178,33 +181,48 @@ def load(
     return loaded
 
 
-_READ = (
-    "read_csv(?, header = true, all_varchar = true, auto_detect = true, sample_size = 20480"
-    ", ignore_errors = true, store_rejects = true"
-    ", rejects_table = 'report_rejects', rejects_scan = 'report_scans')"
-)
+def _read(columns: list[str]) -> str:
+    """DuckDB's read of one file (its path the parameter) with the columns its header
+    named: the report's own names kept, any other called ``extra_N`` (a header's text never
+    enters the SQL). Lines with another number of cells go to the rejects table."""
+    names = ", ".join(f"'{name}': 'VARCHAR'" for name in columns)
+    return (
+        f"read_csv(?, header = true, auto_detect = false, columns = {{{names}}},"
+        " delim = ',', quote = '\"', escape = '\"', ignore_errors = true,"
+        " store_rejects = true, rejects_table = 'report_rejects', rejects_scan = 'report_scans')"
+    )
 
 
-def _columns(con: duckdb.DuckDBPyConnection, name: str, label: str) -> set[str]:
-    """The columns a file's header names (DuckDB sniffs the file; nothing else is read)."""
+def _columns(name: str, label: str) -> list[str]:
+    """The columns a file's header names, read here (plain or gzip): a sniffer can guess a
+    file with broken lines wrong, and the report's dialect is known."""
     try:
-        described = con.execute(
-            "DESCRIBE SELECT * FROM read_csv(?, header = true, all_varchar = true)", [name]
-        ).fetchall()
-    except duckdb.Error as exc:
-        raise InputError(f"cannot read {label}: {str(exc).splitlines()[0]}") from None
-    return {str(row[0]).strip().lower() for row in described}
+        with open(name, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        opener = gzip.open if gzipped else open
+        with opener(name, "rt", encoding="utf-8", errors="replace", newline="") as stream:
+            line = stream.readline(1 << 20)
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read {label}: {exc}") from None
+    cells = next(csv.reader([line]), [])
+    known = set(COLUMNS)
+    columns: list[str] = []
+    for number, cell in enumerate(cells):
+        text = cell.strip().strip("\ufeff").lower()
+        columns.append(text if text in known and text not in columns else f"extra_{number}")
+    return columns
 
 
 def _load_file(
     con: duckdb.DuckDBPyConnection,
     name: str,
     label: str,
-    present: set[str],
+    columns: list[str],
     table: str,
     loaded: Loaded,
 ) -> None:
     """One file into ``table``: typed, its bad rows counted in ``loaded`` and left out."""
+    present = set(columns)
     typed = ", ".join(_typed(column, present) for column in COLUMNS)
     if "amplification" not in present:
         typed += ", false AS amplification_unreadable"
@@ -216,7 +234,7 @@ def _load_file(
             f" CASE WHEN regexp_full_match(ip, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}') THEN 4"
             f" WHEN regexp_full_match(ip, '[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*') THEN 6"
             f" END::TINYINT AS family"
-            f" FROM (SELECT {typed} FROM {_READ})",
+            f" FROM (SELECT {typed} FROM {_read(columns)})",
             [name],
         )
     except duckdb.Error as exc:
