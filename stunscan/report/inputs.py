@@ -34,7 +34,7 @@ INTEGER_COLUMNS = frozenset(
 """Columns typed as integers (an unreadable cell becomes NULL there, the row is kept)."""
 
 BAD_REASONS = (
-    ("timestamp not a date and time", "timestamp", "ts IS NULL"),
+    ("timestamp not a date and time", "timestamp", "timestamp_unreadable"),
     ("ip not an IPv4 or IPv6 address", "ip", "family IS NULL"),
     ("port not 1 to 65535", "port", "port IS NULL OR port < 1 OR port > 65535"),
     (
@@ -44,8 +44,9 @@ BAD_REASONS = (
     ),
 )
 """Why a row is left out of the figures (reason, the column it needs, the test), in the
-order a row is blamed; a test applies only if its column is in the file. A line with the
-wrong number of cells is counted first, by the parser."""
+order a row is blamed; a test applies only if its column is in the file. An empty
+timestamp or amplification is not wrong (no day, no factor); text that is not one is. A
+line with the wrong number of cells is counted first, by the parser."""
 DEFAULTS = {"port": "3478", "protocol": "'udp'"}
 """What a file without the column means: the report's own probe went to UDP 3478."""
 
@@ -144,7 +145,8 @@ def _typed(name: str, present: set[str]) -> str:
             f" ({raw} IS NOT NULL AND {number} IS NULL) AS amplification_unreadable"
         )
     if name == "timestamp":
-        return f"TRY_CAST(replace(replace({raw}, 'T', ' '), 'Z', '') AS TIMESTAMP) AS ts"
+        when = f"TRY_CAST(replace(replace({raw}, 'T', ' '), 'Z', '') AS TIMESTAMP)"
+        return f"{when} AS ts, ({raw} IS NOT NULL AND {when} IS NULL) AS timestamp_unreadable"
     if name == "protocol":
         return f"lower({raw}) AS protocol"
     return f"{raw} AS {name}"
@@ -224,8 +226,9 @@ def _load_file(
     """One file into ``table``: typed, its bad rows counted in ``loaded`` and left out."""
     present = set(columns)
     typed = ", ".join(_typed(column, present) for column in COLUMNS)
-    if "amplification" not in present:
-        typed += ", false AS amplification_unreadable"
+    for flagged in ("amplification", "timestamp"):
+        if flagged not in present:
+            typed += f", false AS {flagged}_unreadable"
     tests = [(reason, test) for reason, column, test in BAD_REASONS if column in present]
     try:
         con.execute(
@@ -252,7 +255,8 @@ def _load_file(
                 _add(loaded, str(reason), int(count))
     good = " AND ".join(f"NOT coalesce({test}, false)" for _, test in tests) or "true"
     con.execute(
-        f"CREATE TEMP TABLE {table} AS SELECT * EXCLUDE (amplification_unreadable)"
+        f"CREATE TEMP TABLE {table} AS SELECT *"
+        f" EXCLUDE (amplification_unreadable, timestamp_unreadable)"
         f" FROM typed_rows WHERE {good}"
     )
     con.execute("DROP TABLE typed_rows")
