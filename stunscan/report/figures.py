@@ -155,6 +155,3 @@ def listed_hosts(con: duckdb.DuckDBPyConnection, loaded: Loaded) -> list[dict[st
     return _rows(con, queries.HOSTS.format(hosts="listed_hosts"))
 
 
-def export_parquet(con: duckdb.DuckDBPyConnection, rows: str, path: str) -> None:
-    """The cleaned, typed rows to a Parquet file (a literal path: quotes doubled)."""
-    con.execute(queries.EXPORT.format(rows=rows, path=path.replace("'", "''")))

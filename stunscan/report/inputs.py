@@ -32,6 +32,11 @@ INTEGER_COLUMNS = frozenset(
     {"port", "asn", "naics", "message_length", "mapped_port", "xor_mapped_port", "response_size"}
 )
 """Columns typed as integers (an unreadable cell becomes NULL there, the row is kept)."""
+FIGURE_COLUMNS = (
+    "timestamp", "ip", "protocol", "port", "asn", "geo",
+    "software", "fingerprint", "amplification", "response_size",
+)  # fmt: skip
+"""The columns the figures use: the only ones kept in memory."""
 
 BAD_REASONS = (
     ("timestamp not a date and time", "timestamp", "timestamp_unreadable"),
@@ -64,6 +69,8 @@ class Loaded:
     rows: int = 0
     bad: dict[str, int] = field(default_factory=dict)
     missing_columns: list[str] = field(default_factory=list)
+    sources: list[tuple[str, list[str]]] = field(default_factory=list)
+    """Each file read (its path) and the columns its header named."""
 
     @property
     def bad_rows(self) -> int:
@@ -155,32 +162,89 @@ def _typed(name: str, present: set[str]) -> str:
 def load(
     con: duckdb.DuckDBPyConnection, paths: Iterable[str], table: str, stack: ExitStack
 ) -> Loaded:
-    """Read every report file of ``paths`` into ``table`` (good rows only) and count the bad.
+    """Read every report file of ``paths``; ``table`` becomes a view of the good rows.
 
-    The table has the report's columns typed (``ts`` for the timestamp), plus ``day`` and
-    ``family`` (4 or 6). Each file is read on its own, by its own header."""
+    Each file is read once, by its own header, into a table of the columns the figures use
+    (FIGURE_COLUMNS, typed; ``ts`` for the timestamp, plus ``day`` and ``family``), each
+    row with the reason it is bad or NULL; the view unites them and keeps the good rows."""
     files = expand(paths, stack)
     loaded = Loaded(table, [label for _, label in files])
     missing = set(COLUMNS)
-    created = False
+    parts = []
     for number, (name, label) in enumerate(files):
         columns = _columns(name, label)
-        present = set(columns)
-        if "ip" not in present:
+        if "ip" not in columns:
             raise InputError(f"{label}: no 'ip' column: not a report CSV")
-        missing -= present
-        _load_file(con, name, label, columns, f"{table}_{number}", loaded)
-        if created:
-            con.execute(f"INSERT INTO {table} SELECT * FROM {table}_{number}")
-            con.execute(f"DROP TABLE {table}_{number}")
+        missing -= set(columns)
+        loaded.sources.append((name, columns))
+        part = f"{table}_{number}"
+        try:
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {part} AS {_select(columns, FIGURE_COLUMNS)}",
+                [name],
+            )
+        except duckdb.Error as exc:
+            raise InputError(f"cannot read {label}: {str(exc).splitlines()[0]}") from None
+        rejected = con.execute("SELECT count(DISTINCT line) FROM report_rejects").fetchone()
+        _add(loaded, "wrong number of columns", int(rejected[0]) if rejected else 0)
+        con.execute("DROP TABLE report_rejects")
+        con.execute("DROP TABLE report_scans")
+        parts.append(f"SELECT * FROM {part}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {table}_all AS {' UNION ALL '.join(parts)}")
+    for reason, count in con.execute(
+        f"SELECT bad, count(*) FROM {table}_all GROUP BY bad"
+    ).fetchall():
+        if reason is None:
+            loaded.rows = int(count)
         else:
-            con.execute(f"ALTER TABLE {table}_{number} RENAME TO {table}")
-            created = True
+            _add(loaded, str(reason), int(count))
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {table} AS"
+        f" SELECT * EXCLUDE (bad) FROM {table}_all WHERE bad IS NULL"
+    )
     loaded.missing_columns = [c for c in COLUMNS if c in missing]
-    count = con.execute(f"SELECT count(*) FROM {table}").fetchone()
-    loaded.rows = int(count[0]) if count else 0
     loaded.bad = {reason: n for reason, n in loaded.bad.items() if n}
     return loaded
+
+
+def export_parquet(con: duckdb.DuckDBPyConnection, loaded: Loaded, path: str) -> None:
+    """The good rows with every column of the report, typed, to a Parquet file: the files
+    are read again (the figures keep only the columns they use)."""
+    parts = " UNION ALL ".join(
+        f"SELECT * EXCLUDE (bad) FROM ({_select(columns, COLUMNS)}) WHERE bad IS NULL"
+        for _, columns in loaded.sources
+    )
+    order = ", ".join("ts AS timestamp" if c == "timestamp" else c for c in COLUMNS)
+    target = path.replace("'", "''")
+    con.execute(
+        f"COPY (SELECT {order}, day, family FROM ({parts})) TO '{target}'"
+        " (FORMAT parquet, COMPRESSION zstd)",
+        [name for name, _ in loaded.sources],
+    )
+
+
+def _select(columns: list[str], wanted: Iterable[str]) -> str:
+    """The SQL reading one file (its path the one parameter) into typed ``wanted`` columns,
+    ``day``, ``family`` and ``bad`` (why the row is left out, or NULL)."""
+    present = set(columns)
+    needed = [c for c in COLUMNS if c in set(wanted) or c in ("timestamp", "ip", "port")]
+    typed = ", ".join(_typed(column, present) for column in needed)
+    for flagged in ("amplification", "timestamp"):
+        if flagged not in present:
+            typed += f", false AS {flagged}_unreadable"
+        elif flagged not in needed:
+            typed += ", " + _typed(flagged, present)
+    tests = [(reason, test) for reason, column, test in BAD_REASONS if column in present]
+    blame = " ".join(f"WHEN {test} THEN '{reason}'" for reason, test in tests)
+    return (
+        f"SELECT * EXCLUDE (amplification_unreadable, timestamp_unreadable),"
+        f" CASE {blame or 'WHEN false THEN NULL'} END AS bad"
+        f" FROM (SELECT *, CAST(ts AS DATE) AS day,"
+        f" CASE WHEN regexp_full_match(ip, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}') THEN 4"
+        f" WHEN regexp_full_match(ip, '[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*') THEN 6"
+        f" END::TINYINT AS family"
+        f" FROM (SELECT {typed} FROM {_read(columns)}))"
+    )
 
 
 def _read(columns: list[str]) -> str:
@@ -213,53 +277,6 @@ def _columns(name: str, label: str) -> list[str]:
         text = cell.strip().strip("\ufeff").lower()
         columns.append(text if text in known and text not in columns else f"extra_{number}")
     return columns
-
-
-def _load_file(
-    con: duckdb.DuckDBPyConnection,
-    name: str,
-    label: str,
-    columns: list[str],
-    table: str,
-    loaded: Loaded,
-) -> None:
-    """One file into ``table``: typed, its bad rows counted in ``loaded`` and left out."""
-    present = set(columns)
-    typed = ", ".join(_typed(column, present) for column in COLUMNS)
-    for flagged in ("amplification", "timestamp"):
-        if flagged not in present:
-            typed += f", false AS {flagged}_unreadable"
-    tests = [(reason, test) for reason, column, test in BAD_REASONS if column in present]
-    try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE typed_rows AS SELECT *,"
-            f" CAST(ts AS DATE) AS day,"
-            f" CASE WHEN regexp_full_match(ip, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}') THEN 4"
-            f" WHEN regexp_full_match(ip, '[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*') THEN 6"
-            f" END::TINYINT AS family"
-            f" FROM (SELECT {typed} FROM {_read(columns)})",
-            [name],
-        )
-    except duckdb.Error as exc:
-        raise InputError(f"cannot read {label}: {str(exc).splitlines()[0]}") from None
-    rejected = con.execute("SELECT count(DISTINCT line) FROM report_rejects").fetchone()
-    _add(loaded, "wrong number of columns", int(rejected[0]) if rejected else 0)
-    con.execute("DROP TABLE report_rejects")
-    con.execute("DROP TABLE report_scans")
-    if tests:
-        blame = " ".join(f"WHEN {test} THEN '{reason}'" for reason, test in tests)
-        for reason, count in con.execute(
-            f"SELECT CASE {blame} ELSE NULL END AS reason, count(*) FROM typed_rows GROUP BY reason"
-        ).fetchall():
-            if reason is not None:
-                _add(loaded, str(reason), int(count))
-    good = " AND ".join(f"NOT coalesce({test}, false)" for _, test in tests) or "true"
-    con.execute(
-        f"CREATE TEMP TABLE {table} AS SELECT *"
-        f" EXCLUDE (amplification_unreadable, timestamp_unreadable)"
-        f" FROM typed_rows WHERE {good}"
-    )
-    con.execute("DROP TABLE typed_rows")
 
 
 def _add(loaded: Loaded, reason: str, count: int) -> None:

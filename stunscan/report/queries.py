@@ -161,9 +161,3 @@ FROM {hosts}
 ORDER BY family, ip, port, protocol
 """
 """The hosts a report lists, for ``stunscan verify``."""
-
-EXPORT = """
-COPY (SELECT * EXCLUDE (day, family) RENAME (ts AS timestamp), day, family FROM {rows})
-TO '{path}' (FORMAT parquet, COMPRESSION zstd)
-"""
-"""The cleaned, typed rows, once (``--parquet``)."""

@@ -45,7 +45,7 @@ def run_report(options: ReportOptions, console: Console) -> dict[str, Any]:
         if comparison is not None:
             result["compare"] = comparison
         if options.parquet_out:
-            figures.export_parquet(con, "rows", options.parquet_out)
+            inputs.export_parquet(con, loaded, options.parquet_out)
         if options.json_out:
             _write_json(options.json_out, result)
         if options.html_out:
