@@ -32,9 +32,17 @@ def _day(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, dt.date) else None
 
 
-def server_days(con: duckdb.DuckDBPyConnection, rows: str, servers: str) -> None:
-    """The table every figure reads: one row per server and day."""
-    con.execute(queries.SERVER_DAYS.format(rows=rows, servers=servers))
+def server_days(con: duckdb.DuckDBPyConnection, table: str, servers: str) -> None:
+    """The view every figure reads: one row per server and day (days that several files
+    share merged here, a day at a time)."""
+    shared, merged = f"{servers}_shared", f"{servers}_merged"
+    con.execute(queries.SHARED_DAYS.format(table=table, shared=shared))
+    con.execute(queries.MERGED_DAYS.format(merged=merged))
+    for (day,) in con.execute(f"SELECT day FROM {shared}").fetchall():
+        con.execute(queries.MERGE_DAY.format(table=table, merged=merged), {"day": day})
+    con.execute(
+        queries.SERVER_DAYS.format(table=table, servers=servers, shared=shared, merged=merged)
+    )
 
 
 def figures(
@@ -124,9 +132,10 @@ def figures(
     return result
 
 
-def latest_hosts(con: duckdb.DuckDBPyConnection, rows: str, hosts: str) -> None:
+def latest_hosts(con: duckdb.DuckDBPyConnection, table: str, hosts: str) -> None:
     """One row per host (ip, port, protocol): its latest row."""
-    con.execute(queries.LATEST.format(rows=rows, hosts=hosts))
+    server_days(con, table, f"{table}_servers")
+    con.execute(queries.LATEST.format(servers=f"{table}_servers", hosts=hosts))
 
 
 def compare(
@@ -153,5 +162,3 @@ def listed_hosts(con: duckdb.DuckDBPyConnection, loaded: Loaded) -> list[dict[st
     """The hosts a report lists, each with its latest row's figures (``stunscan verify``)."""
     latest_hosts(con, loaded.table, "listed_hosts")
     return _rows(con, queries.HOSTS.format(hosts="listed_hosts"))
-
-

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 
 from stunscan.record import COLUMNS
+from stunscan.report import queries
 
 SUFFIXES = (".csv", ".csv.gz", ".zip")
 MEMORY_LIMIT = "1GB"
@@ -77,13 +78,13 @@ class Loaded:
         return sum(self.bad.values())
 
 
-def connect(temp_dir: str | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with a memory cap and a folder to spill to."""
-    con = duckdb.connect(":memory:")
+def connect(temp_dir: str, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB whose database file lives in ``temp_dir`` (so its tables are compressed and
+    can leave memory: out of core), with a memory cap and that folder to spill to."""
+    con = duckdb.connect(str(Path(temp_dir) / "report.duckdb"))
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     con.execute("SET preserve_insertion_order = false")
-    if temp_dir:
-        con.execute("SET temp_directory = ?", [temp_dir])
+    con.execute("SET temp_directory = ?", [temp_dir])
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
@@ -178,10 +179,11 @@ def load(
         missing -= set(columns)
         loaded.sources.append((name, columns))
         part = f"{table}_{number}"
+        read = _select(columns, FIGURE_COLUMNS, "path")
         try:
             con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {part} AS {_select(columns, FIGURE_COLUMNS)}",
-                [name],
+                queries.SERVER_GROUPS.format(groups=part, read=read),
+                {"path": name, "file": number},
             )
         except duckdb.Error as exc:
             raise InputError(f"cannot read {label}: {str(exc).splitlines()[0]}") from None
@@ -190,18 +192,12 @@ def load(
         con.execute("DROP TABLE report_rejects")
         con.execute("DROP TABLE report_scans")
         parts.append(f"SELECT * FROM {part}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {table}_all AS {' UNION ALL '.join(parts)}")
-    for reason, count in con.execute(
-        f"SELECT bad, count(*) FROM {table}_all GROUP BY bad"
-    ).fetchall():
+    con.execute(queries.FLATTEN.format(table=table, parts=" UNION ALL ".join(parts)))
+    for reason, count in con.execute(queries.VERDICTS.format(table=table)).fetchall():
         if reason is None:
             loaded.rows = int(count)
         else:
             _add(loaded, str(reason), int(count))
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {table} AS"
-        f" SELECT * EXCLUDE (bad) FROM {table}_all WHERE bad IS NULL"
-    )
     loaded.missing_columns = [c for c in COLUMNS if c in missing]
     loaded.bad = {reason: n for reason, n in loaded.bad.items() if n}
     return loaded
@@ -209,22 +205,22 @@ def load(
 
 def export_parquet(con: duckdb.DuckDBPyConnection, loaded: Loaded, path: str) -> None:
     """The good rows with every column of the report, typed, to a Parquet file: the files
-    are read again (the figures keep only the columns they use)."""
+    are read again (the figures keep only what they use)."""
     parts = " UNION ALL ".join(
-        f"SELECT * EXCLUDE (bad) FROM ({_select(columns, COLUMNS)}) WHERE bad IS NULL"
-        for _, columns in loaded.sources
+        f"SELECT * EXCLUDE (bad) FROM ({_select(columns, COLUMNS, f'path{n}')}) WHERE bad IS NULL"
+        for n, (_, columns) in enumerate(loaded.sources)
     )
     order = ", ".join("ts AS timestamp" if c == "timestamp" else c for c in COLUMNS)
     target = path.replace("'", "''")
     con.execute(
         f"COPY (SELECT {order}, day, family FROM ({parts})) TO '{target}'"
         " (FORMAT parquet, COMPRESSION zstd)",
-        [name for name, _ in loaded.sources],
+        {f"path{n}": name for n, (name, _) in enumerate(loaded.sources)},
     )
 
 
-def _select(columns: list[str], wanted: Iterable[str]) -> str:
-    """The SQL reading one file (its path the one parameter) into typed ``wanted`` columns,
+def _select(columns: list[str], wanted: Iterable[str], parameter: str) -> str:
+    """The SQL reading one file (its path the named ``parameter``) into typed ``wanted`` columns,
     ``day``, ``family`` and ``bad`` (why the row is left out, or NULL)."""
     present = set(columns)
     needed = [c for c in COLUMNS if c in set(wanted) or c in ("timestamp", "ip", "port")]
@@ -243,17 +239,17 @@ def _select(columns: list[str], wanted: Iterable[str]) -> str:
         f" CASE WHEN regexp_full_match(ip, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}') THEN 4"
         f" WHEN regexp_full_match(ip, '[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*') THEN 6"
         f" END::TINYINT AS family"
-        f" FROM (SELECT {typed} FROM {_read(columns)}))"
+        f" FROM (SELECT {typed} FROM {_read(columns, parameter)}))"
     )
 
 
-def _read(columns: list[str]) -> str:
+def _read(columns: list[str], parameter: str) -> str:
     """DuckDB's read of one file (its path the parameter) with the columns its header
     named: the report's own names kept, any other called ``extra_N`` (a header's text never
     enters the SQL). Lines with another number of cells go to the rejects table."""
     names = ", ".join(f"'{name}': 'VARCHAR'" for name in columns)
     return (
-        f"read_csv(?, header = true, auto_detect = false, columns = {{{names}}},"
+        f"read_csv(${parameter}, header = true, auto_detect = false, columns = {{{names}}},"
         " delim = ',', quote = '\"', escape = '\"', ignore_errors = true,"
         " store_rejects = true, rejects_table = 'report_rejects', rejects_scan = 'report_scans')"
     )

@@ -1,29 +1,81 @@
 """Every statistic of ``stunscan report``, as named SQL in one place.
 
 The report counts a server (ip, port, protocol) once per day, with the amplification of
-its first row that day; ``SERVER_DAYS`` builds that table from the loaded rows and every
-figure below reads it. ``{rows}``, ``{servers}`` and the like are table names filled in by
-``stunscan.report.figures``; values from the data never enter the SQL text.
+its first row that day. Each file is read once into such groups (``SERVER_GROUPS``);
+``SERVER_DAYS`` is the view every figure below reads. ``{table}``, ``{servers}`` and the
+like are table names filled in by ``stunscan.report.inputs`` and ``figures``; values from
+the data never enter the SQL text (paths and days are parameters).
 """
 
 from __future__ import annotations
 
+SERVER_GROUPS = """
+CREATE OR REPLACE TABLE {groups} AS
+SELECT file, day, ip, port, protocol, bad, count(*) AS rows,
+       any_value(family) AS family, min(coalesce(ts, TIMESTAMP '1970-01-01')) AS first_ts,
+       arg_min({{'amplification': amplification, 'software': software,
+                 'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
+                 'response_size': response_size}},
+               coalesce(ts, TIMESTAMP '1970-01-01')) AS pick
+FROM (SELECT $file::INTEGER AS file, * FROM ({read}))
+GROUP BY file, day, ip, port, protocol, bad
+"""
+
+FLATTEN = """
+CREATE OR REPLACE VIEW {table} AS
+SELECT * EXCLUDE (pick), pick.amplification, pick.software, pick.fingerprint, pick.geo,
+       pick.asn, pick.response_size
+FROM ({parts})
+"""
+"""Every file's groups as one relation (``{parts}``: a UNION ALL of the files' tables)."""
+
+VERDICTS = "SELECT bad, sum(rows) FROM {table} GROUP BY bad"
+"""Rows per verdict: NULL (good) and each reason a row was left out."""
+
+SHARED_DAYS = """
+CREATE OR REPLACE TABLE {shared} AS
+SELECT day FROM {table} WHERE bad IS NULL GROUP BY day HAVING count(DISTINCT file) > 1
+"""
+"""Days that more than one file lists (then a server may be in several)."""
+
 SERVER_DAYS = """
-CREATE OR REPLACE TEMP TABLE {servers} AS
-SELECT day, ip, port, protocol, family,
+CREATE OR REPLACE VIEW {servers} AS
+SELECT day, ip, port, protocol, family, first_ts, amplification, software, fingerprint,
+       geo, asn, response_size
+FROM {table} AS t
+WHERE bad IS NULL
+  AND NOT EXISTS (SELECT 1 FROM {shared} AS s WHERE s.day IS NOT DISTINCT FROM t.day)
+UNION ALL
+SELECT * FROM {merged}
+"""
+"""One row per server and day: what its first row that day said. The day of a daily file
+needs nothing more; a day several files share is merged by ``MERGE_DAY``."""
+
+MERGED_DAYS = """
+CREATE OR REPLACE TABLE {merged} (
+    day DATE, ip VARCHAR, port INTEGER, protocol VARCHAR, family TINYINT,
+    first_ts TIMESTAMP, amplification DOUBLE, software VARCHAR, fingerprint VARCHAR,
+    geo VARCHAR, asn INTEGER, response_size INTEGER
+)
+"""
+
+MERGE_DAY = """
+INSERT INTO {merged}
+SELECT any_value(day), ip, port, protocol, any_value(family), min(first_ts),
        pick.amplification, pick.software, pick.fingerprint, pick.geo, pick.asn,
        pick.response_size
 FROM (
-    SELECT day, ip, port, protocol, any_value(family) AS family,
+    SELECT day, ip, port, protocol, any_value(family) AS family, min(first_ts) AS first_ts,
            arg_min({{'amplification': amplification, 'software': software,
                      'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
-                     'response_size': response_size}},
-                   coalesce(ts, TIMESTAMP '1970-01-01')) AS pick
-    FROM {rows}
+                     'response_size': response_size}}, first_ts) AS pick
+    FROM {table}
+    WHERE bad IS NULL AND day IS NOT DISTINCT FROM $day
     GROUP BY day, ip, port, protocol
 )
+GROUP BY ALL
 """
-"""One row per server and day: what its first row that day said."""
+"""One shared day merged: a day at a time, so the grouping holds one day's servers."""
 
 FAMILIES = """
 SELECT family,
@@ -124,15 +176,14 @@ SELECT (SELECT first FROM bounds) AS first_day, (SELECT last FROM bounds) AS las
 """Between the first and the last day: servers new, gone, still present."""
 
 LATEST = """
-CREATE OR REPLACE TEMP TABLE {hosts} AS
+CREATE OR REPLACE TABLE {hosts} AS
 SELECT ip, port, protocol, family,
        pick.amplification, pick.software, pick.day, pick.response_size
 FROM (
     SELECT ip, port, protocol, any_value(family) AS family,
            arg_max({{'amplification': amplification, 'software': software, 'day': day,
-                     'response_size': response_size}},
-                   coalesce(ts, TIMESTAMP '1970-01-01')) AS pick
-    FROM {rows}
+                     'response_size': response_size}}, first_ts) AS pick
+    FROM {servers}
     GROUP BY ip, port, protocol
 )
 """

@@ -9,6 +9,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 from rich.console import Console
 
 from stunscan.report import figures, inputs, tables
@@ -26,8 +27,15 @@ class ReportOptions:
 
 
 def run_report(options: ReportOptions, console: Console) -> dict[str, Any]:
-    """Everything ``stunscan report`` does; InputError for an input that cannot be read,
-    OSError for an output that cannot be written."""
+    """Everything ``stunscan report`` does; InputError for an input that cannot be read
+    (or a query DuckDB could not finish), OSError for an output that cannot be written."""
+    try:
+        return _report(options, console)
+    except duckdb.Error as exc:
+        raise inputs.InputError(f"DuckDB: {str(exc).splitlines()[0]}") from None
+
+
+def _report(options: ReportOptions, console: Console) -> dict[str, Any]:
     with ExitStack() as stack:
         spill = stack.enter_context(tempfile.TemporaryDirectory(prefix="stunscan-report-"))
         con = stack.enter_context(inputs.connect(spill))
@@ -81,6 +89,13 @@ class VerifyOptions:
 def run_verify(options: VerifyOptions, console: Console, errors: Console) -> int:
     """Ask every host the reports list again; the number still answering. InputError for
     an unreadable input, OSError for an output that cannot be written."""
+    try:
+        return _verify(options, console, errors)
+    except duckdb.Error as exc:
+        raise inputs.InputError(f"DuckDB: {str(exc).splitlines()[0]}") from None
+
+
+def _verify(options: VerifyOptions, console: Console, errors: Console) -> int:
     from stunscan.probe.exchange import Timing
     from stunscan.record import COLUMNS, csv_line
     from stunscan.report import verify
