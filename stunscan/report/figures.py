@@ -50,7 +50,9 @@ def figures(
 ) -> dict[str, Any]:
     """Every figure of the report for the rows ``loaded`` put in its table."""
     server_days(con, loaded.table, servers)
-    fill = {"servers": servers, "limit": int(top)}
+    hosts = f"{servers}_hosts"
+    con.execute(queries.LATEST.format(servers=servers, hosts=hosts))
+    fill = {"servers": servers, "hosts": hosts, "limit": int(top)}
     families = [
         {
             "family": FAMILY_NAMES.get(row["family"], "?"),

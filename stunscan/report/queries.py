@@ -78,14 +78,13 @@ GROUP BY ALL
 """One shared day merged: a day at a time, so the grouping holds one day's servers."""
 
 FAMILIES = """
-SELECT family,
-       count(DISTINCT (ip, port, protocol)) AS servers,
-       count(*) AS server_days,
+SELECT family, h.servers, count(*) AS server_days,
        avg(amplification) AS mean_amplification,
        median(amplification) AS median_amplification,
        max(amplification) AS max_amplification
 FROM {servers}
-GROUP BY family
+JOIN (SELECT family, count(*) AS servers FROM {hosts} GROUP BY family) AS h USING (family)
+GROUP BY family, h.servers
 ORDER BY family
 """
 """Accessible servers per family; mean and median amplification (one value per server
@@ -113,25 +112,25 @@ ORDER BY low
 """Server-days per amplification bin of ``width``; the last bin holds ``top`` and above."""
 
 TOP_COUNTRIES = """
-SELECT coalesce(geo, '') AS geo, count(DISTINCT (ip, port, protocol)) AS servers
-FROM {servers}
+SELECT coalesce(geo, '') AS geo, count(*) AS servers
+FROM {hosts}
 GROUP BY ALL
 ORDER BY servers DESC, geo
 LIMIT {limit}
 """
 
 TOP_ASES = """
-SELECT asn, count(DISTINCT (ip, port, protocol)) AS servers
-FROM {servers}
+SELECT asn, count(*) AS servers
+FROM {hosts}
 GROUP BY ALL
 ORDER BY servers DESC, asn NULLS LAST
 LIMIT {limit}
 """
 
 TOP_SOFTWARE = """
-SELECT coalesce(software, '') AS software, count(DISTINCT (ip, port, protocol)) AS servers,
+SELECT coalesce(software, '') AS software, count(*) AS servers,
        avg(amplification) AS mean_amplification
-FROM {servers}
+FROM {hosts}
 GROUP BY ALL
 ORDER BY servers DESC, software
 LIMIT {limit}
@@ -139,16 +138,16 @@ LIMIT {limit}
 
 PORTS = """
 SELECT port, coalesce(protocol, '') AS protocol,
-       count(DISTINCT (ip, port, protocol)) AS servers
-FROM {servers}
+       count(*) AS servers
+FROM {hosts}
 GROUP BY ALL
 ORDER BY servers DESC, port, protocol
 LIMIT {limit}
 """
 
 FINGERPRINT = """
-SELECT fingerprint IS NOT NULL AS present, count(DISTINCT (ip, port, protocol)) AS servers
-FROM {servers}
+SELECT fingerprint IS NOT NULL AS present, count(*) AS servers
+FROM {hosts}
 GROUP BY ALL
 ORDER BY present DESC
 """
@@ -177,17 +176,19 @@ SELECT (SELECT first FROM bounds) AS first_day, (SELECT last FROM bounds) AS las
 
 LATEST = """
 CREATE OR REPLACE TABLE {hosts} AS
-SELECT ip, port, protocol, family,
-       pick.amplification, pick.software, pick.day, pick.response_size
+SELECT ip, port, protocol, family, pick.amplification, pick.software, pick.day,
+       pick.response_size, pick.geo, pick.asn, pick.fingerprint
 FROM (
     SELECT ip, port, protocol, any_value(family) AS family,
            arg_max({{'amplification': amplification, 'software': software, 'day': day,
-                     'response_size': response_size}}, first_ts) AS pick
+                     'response_size': response_size, 'geo': geo, 'asn': asn,
+                     'fingerprint': fingerprint}}, first_ts) AS pick
     FROM {servers}
     GROUP BY ip, port, protocol
 )
 """
-"""One row per host (ip, port, protocol): its latest row."""
+"""One row per host (ip, port, protocol): its latest row. The rankings (countries, ASes,
+SOFTWARE, ports, FINGERPRINT) count each server once, as its latest row describes it."""
 
 COMPARE = """
 SELECT coalesce(n.ip, o.ip) AS ip, coalesce(n.port, o.port) AS port,
