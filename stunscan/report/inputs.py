@@ -153,7 +153,7 @@ def _typed(name: str, present: set[str]) -> str:
             f" ({raw} IS NOT NULL AND {number} IS NULL) AS amplification_unreadable"
         )
     if name == "timestamp":
-        when = f"TRY_CAST(replace(replace({raw}, 'T', ' '), 'Z', '') AS TIMESTAMP)"
+        when = f"TRY_CAST({raw} AS TIMESTAMP)"  # ISO 8601's T and Z included
         return f"{when} AS ts, ({raw} IS NOT NULL AND {when} IS NULL) AS timestamp_unreadable"
     if name == "protocol":
         return f"lower({raw}) AS protocol"
