@@ -48,13 +48,16 @@ def _share(value: float | None) -> str:
     return "-" if value is None else f"{value * 100:.1f}%"
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], text_columns: int = 1) -> str:
-    """Cells must already be safe HTML (made by esc / _number)."""
+def _table(
+    headers: Sequence[str], rows: Iterable[Sequence[str]], text: Sequence[int] = (0,)
+) -> str:
+    """Cells must already be safe HTML (made by esc / _number); columns ``text`` hold text
+    (left, monospace), the others numbers."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = []
     for row in rows:
         cells = "".join(
-            f'<td class="text">{c}</td>' if i < text_columns else f"<td>{c}</td>"
+            f'<td class="text">{c}</td>' if i in text else f"<td>{c}</td>"
             for i, c in enumerate(row)
         )
         body.append(f"<tr>{cells}</tr>")
@@ -169,7 +172,7 @@ def render(result: dict[str, Any], comparison: dict[str, Any] | None, limit: int
                 )
                 for r in result["families"]
             ),
-            0,
+            (),
         )
     )
     points = ("min", "p5", "p25", "p50", "p75", "p90", "p95", "p99", "max")
@@ -177,7 +180,7 @@ def render(result: dict[str, Any], comparison: dict[str, Any] | None, limit: int
         _table(
             ("family", *points),
             ((esc(r["family"]), *(_number(r[p]) for p in points)) for r in result["percentiles"]),
-            0,
+            (),
         )
     )
     if result["histogram"]["bins"]:
@@ -222,7 +225,7 @@ def render(result: dict[str, Any], comparison: dict[str, Any] | None, limit: int
         (f"FINGERPRINT {name}", "", _number(n), _share(n / total if total else None))
         for name, n in fingerprint.items()
     ]
-    parts.append(_table(("port", "protocol", "servers", "share"), rows, 2))
+    parts.append(_table(("port", "protocol", "servers", "share"), rows, (0, 1)))
     if len(result["per_day"]) > 1:
         parts.append("<h2>Servers per day</h2>")
         parts.append(
@@ -253,7 +256,10 @@ def _compare(comparison: dict[str, Any], limit: int) -> str:
         f"<h2>OLD against NEW</h2><p>{counts['new']:,} new, {counts['gone']:,} gone,"
         f" {counts['changed']:,} changed, {counts['same']:,} same.</p>"
     )
-    hosts = [h for h in comparison["hosts"] if h["status"] != "same"][:limit]
+    differing = [h for h in comparison["hosts"] if h["status"] != "same"]
+    hosts = differing[:limit]
+    if len(differing) > limit:
+        head += f'<p class="muted">The first {limit:,} shown; --json lists them all.</p>'
     return head + _table(
         ("host", "protocol", "status", "ampl. old", "ampl. new", "SOFTWARE old", "SOFTWARE new"),
         (
@@ -268,5 +274,5 @@ def _compare(comparison: dict[str, Any], limit: int) -> str:
             )
             for h in hosts
         ),
-        3,
+        (0, 1, 2, 5, 6),
     )

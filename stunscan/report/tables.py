@@ -145,7 +145,12 @@ def compare_table(comparison: dict[str, Any], limit: int) -> Table:
         "new",
         "SOFTWARE (new)",
     )
-    shown = [h for h in comparison["hosts"] if h["status"] != "same"][:limit]
+    table.columns[1].justify = table.columns[4].justify = "left"
+    differing = [h for h in comparison["hosts"] if h["status"] != "same"]
+    shown = differing[:limit]
+    if len(differing) > limit:
+        table.caption = f"the first {limit:,} of {len(differing):,} shown; --json lists them all"
+        table.caption_justify = "left"
     for host in shown:
         where = endpoint_text(printable(str(host["ip"])), host["port"])
         table.add_row(
