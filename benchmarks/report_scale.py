@@ -124,15 +124,17 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", type=Path, help="Generate here and keep the files.")
+    parser.add_argument("--data", type=Path, help="Use the files already in this folder.")
     parser.add_argument("--no-baseline", action="store_true")
     options = parser.parse_args()
-    folder = options.keep or Path(tempfile.mkdtemp(prefix="stunscan-report-bench-"))
+    folder = options.data or options.keep or Path(tempfile.mkdtemp(prefix="stunscan-report-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        made = generate(folder, options.rows, options.days)
-        size = sum(p.stat().st_size for p in folder.glob("*.csv"))
-        print(f"generated {options.rows:,} rows in {options.days} files, {size / 2**20:,.0f} MiB,"
-              f" in {made:.1f} s", flush=True)  # fmt: skip
+        if options.data is None:
+            made = generate(folder, options.rows, options.days)
+            size = sum(p.stat().st_size for p in folder.glob("*.csv"))
+            print(f"generated {options.rows:,} rows in {options.days} files,"
+                  f" {size / 2**20:,.0f} MiB, in {made:.1f} s", flush=True)  # fmt: skip
         out = folder / "figures.json"
         walls, peaks, cpus = [], [], []
         for run in range(options.runs):
@@ -162,7 +164,7 @@ def main() -> None:
                   f" {base_cpu / cpu:.1f}x less CPU,"
                   f" {base_peak / peak:.1f}x the memory")  # fmt: skip
     finally:
-        if options.keep is None:
+        if options.keep is None and options.data is None:
             shutil.rmtree(folder, ignore_errors=True)
 
 

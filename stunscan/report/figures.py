@@ -40,9 +40,9 @@ def server_days(con: duckdb.DuckDBPyConnection, table: str, servers: str) -> Non
     con.execute(queries.MERGED_DAYS.format(merged=merged))
     for (day,) in con.execute(f"SELECT day FROM {shared}").fetchall():
         con.execute(queries.MERGE_DAY.format(table=table, merged=merged), {"day": day})
-    con.execute(
-        queries.SERVER_DAYS.format(table=table, servers=servers, shared=shared, merged=merged)
-    )
+    merging = bool(con.execute(f"FROM {merged} LIMIT 1").fetchall())
+    view = queries.SHARED_SERVER_DAYS if merging else queries.SERVER_DAYS
+    con.execute(view.format(table=table, servers=servers, shared=shared, merged=merged))
 
 
 def figures(

@@ -11,22 +11,23 @@ from __future__ import annotations
 
 SERVER_GROUPS = """
 CREATE OR REPLACE TABLE {groups} AS
-SELECT file, day, ip, port, protocol, bad, count(*) AS rows,
-       any_value(family) AS family, min(coalesce(ts, TIMESTAMP '1970-01-01')) AS first_ts,
-       arg_min({{'amplification': amplification, 'software': software,
-                 'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
-                 'response_size': response_size}},
-               coalesce(ts, TIMESTAMP '1970-01-01')) AS pick
-FROM (SELECT $file::INTEGER AS file, * FROM ({read}))
-GROUP BY file, day, ip, port, protocol, bad
-"""
-
-FLATTEN = """
-CREATE OR REPLACE VIEW {table} AS
 SELECT * EXCLUDE (pick), pick.amplification, pick.software, pick.fingerprint, pick.geo,
        pick.asn, pick.response_size
-FROM ({parts})
+FROM (
+    SELECT file, day, ip, port, protocol, bad, count(*) AS rows,
+           any_value(family) AS family, min(coalesce(ts, TIMESTAMP '1970-01-01')) AS first_ts,
+           arg_min({{'amplification': amplification, 'software': software,
+                     'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
+                     'response_size': response_size}},
+                   coalesce(ts, TIMESTAMP '1970-01-01')) AS pick
+    FROM (SELECT $file::INTEGER AS file, * FROM ({read}))
+    GROUP BY file, day, ip, port, protocol, bad
+)
 """
+"""One file's rows, read once, as one group per server, day and verdict (``bad`` NULL for
+good rows): how many rows, and what the server's first row that day said."""
+
+FLATTEN = "CREATE OR REPLACE VIEW {table} AS {parts}"
 """Every file's groups as one relation (``{parts}``: a UNION ALL of the files' tables)."""
 
 VERDICTS = "SELECT bad, sum(rows) FROM {table} GROUP BY bad"
@@ -42,14 +43,23 @@ SERVER_DAYS = """
 CREATE OR REPLACE VIEW {servers} AS
 SELECT day, ip, port, protocol, family, first_ts, amplification, software, fingerprint,
        geo, asn, response_size
+FROM {table}
+WHERE bad IS NULL
+"""
+"""One row per server and day: what its first row that day said. The day of a daily file
+needs nothing more; when several files share a day, ``MERGE_DAY`` merges it and
+``SHARED_SERVER_DAYS`` is the view instead."""
+
+SHARED_SERVER_DAYS = """
+CREATE OR REPLACE VIEW {servers} AS
+SELECT day, ip, port, protocol, family, first_ts, amplification, software, fingerprint,
+       geo, asn, response_size
 FROM {table} AS t
 WHERE bad IS NULL
   AND NOT EXISTS (SELECT 1 FROM {shared} AS s WHERE s.day IS NOT DISTINCT FROM t.day)
 UNION ALL
 SELECT * FROM {merged}
 """
-"""One row per server and day: what its first row that day said. The day of a daily file
-needs nothing more; a day several files share is merged by ``MERGE_DAY``."""
 
 MERGED_DAYS = """
 CREATE OR REPLACE TABLE {merged} (
@@ -164,30 +174,28 @@ ORDER BY day
 """Servers per day per family."""
 
 CHURN = """
-WITH bounds AS (SELECT min(day) AS first, max(day) AS last FROM {servers}),
-first AS (SELECT DISTINCT ip, port, protocol FROM {servers}, bounds WHERE day = bounds.first),
-last AS (SELECT DISTINCT ip, port, protocol FROM {servers}, bounds WHERE day = bounds.last)
-SELECT (SELECT first FROM bounds) AS first_day, (SELECT last FROM bounds) AS last_day,
-       (SELECT count(*) FROM (SELECT * FROM last EXCEPT SELECT * FROM first)) AS new,
-       (SELECT count(*) FROM (SELECT * FROM first EXCEPT SELECT * FROM last)) AS gone,
-       (SELECT count(*) FROM (SELECT * FROM first INTERSECT SELECT * FROM last)) AS still
+WITH bounds AS (SELECT min(first_day) AS first, max(day) AS last FROM {hosts})
+SELECT any_value(first) AS first_day, any_value(last) AS last_day,
+       count(*) FILTER (WHERE day = last AND first_day > first) AS new,
+       count(*) FILTER (WHERE first_day = first AND day < last) AS gone,
+       count(*) FILTER (WHERE first_day = first AND day = last) AS still
+FROM {hosts}, bounds
 """
 """Between the first and the last day: servers new, gone, still present."""
 
 LATEST = """
 CREATE OR REPLACE TABLE {hosts} AS
-SELECT ip, port, protocol, family, pick.amplification, pick.software, pick.day,
-       pick.response_size, pick.geo, pick.asn, pick.fingerprint
-FROM (
-    SELECT ip, port, protocol, any_value(family) AS family,
-           arg_max({{'amplification': amplification, 'software': software, 'day': day,
-                     'response_size': response_size, 'geo': geo, 'asn': asn,
-                     'fingerprint': fingerprint}}, first_ts) AS pick
-    FROM {servers}
-    GROUP BY ip, port, protocol
-)
+SELECT ip, port, protocol, any_value(family) AS family,
+       arg_max(amplification, first_ts) AS amplification,
+       arg_max(software, first_ts) AS software, max(day) AS day,
+       arg_max(response_size, first_ts) AS response_size, arg_max(geo, first_ts) AS geo,
+       arg_max(asn, first_ts) AS asn, arg_max(fingerprint, first_ts) AS fingerprint,
+       min(day) AS first_day
+FROM {servers}
+GROUP BY ip, port, protocol
 """
-"""One row per host (ip, port, protocol): its latest row. The rankings (countries, ASes,
+"""One row per host (ip, port, protocol): its latest row (each column from the latest row
+that has it), and the first and last days it was listed. The rankings (countries, ASes,
 SOFTWARE, ports, FINGERPRINT) count each server once, as its latest row describes it."""
 
 COMPARE = """
