@@ -171,27 +171,25 @@ def load(
     files = expand(paths, stack)
     loaded = Loaded(table, [label for _, label in files])
     missing = set(COLUMNS)
-    parts = []
-    for number, (name, label) in enumerate(files):
+    parts: list[str] = []
+    batch: list[tuple[str, str]] = []
+    batch_columns: list[str] = []
+    size = _threads(con)
+    for name, label in files:
         columns = _columns(name, label)
         if "ip" not in columns:
             raise InputError(f"{label}: no 'ip' column: not a report CSV")
         missing -= set(columns)
         loaded.sources.append((name, columns))
-        part = f"{table}_{number}"
-        read = _select(columns, FIGURE_COLUMNS, "path")
-        try:
-            con.execute(
-                queries.SERVER_GROUPS.format(groups=part, read=read),
-                {"path": name, "file": number},
-            )
-        except duckdb.Error as exc:
-            raise InputError(f"cannot read {label}: {str(exc).splitlines()[0]}") from None
-        rejected = con.execute("SELECT count(DISTINCT line) FROM report_rejects").fetchone()
-        _add(loaded, "wrong number of columns", int(rejected[0]) if rejected else 0)
-        con.execute("DROP TABLE report_rejects")
-        con.execute("DROP TABLE report_scans")
-        parts.append(f"SELECT * FROM {part}")
+        if batch and (columns != batch_columns or len(batch) >= size):
+            _load_batch(con, batch, batch_columns, f"{table}_{len(parts)}", loaded)
+            parts.append(f"SELECT * FROM {table}_{len(parts)}")
+            batch = []
+        batch.append((name, label))
+        batch_columns = columns
+    if batch:
+        _load_batch(con, batch, batch_columns, f"{table}_{len(parts)}", loaded)
+        parts.append(f"SELECT * FROM {table}_{len(parts)}")
     con.execute(queries.FLATTEN.format(table=table, parts=" UNION ALL ".join(parts)))
     for reason, count in con.execute(queries.VERDICTS.format(table=table)).fetchall():
         if reason is None:
@@ -201,6 +199,36 @@ def load(
     loaded.missing_columns = [c for c in COLUMNS if c in missing]
     loaded.bad = {reason: n for reason, n in loaded.bad.items() if n}
     return loaded
+
+
+def _threads(con: duckdb.DuckDBPyConnection) -> int:
+    found = con.execute("SELECT current_setting('threads')").fetchone()
+    return max(1, int(found[0])) if found else 1
+
+
+def _load_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: list[tuple[str, str]],
+    columns: list[str],
+    table: str,
+    loaded: Loaded,
+) -> None:
+    """Files with the same header, one per thread, read together into ``table``: one
+    group per file, server, day and verdict (a batch holds few days, so a few threads'
+    worth of servers: the grouping stays small)."""
+    read = _select(columns, FIGURE_COLUMNS, "paths")
+    try:
+        con.execute(
+            queries.SERVER_GROUPS.format(groups=table, read=read),
+            {"paths": [name for name, _ in batch]},
+        )
+    except duckdb.Error as exc:
+        labels = ", ".join(label for _, label in batch)
+        raise InputError(f"cannot read {labels}: {str(exc).splitlines()[0]}") from None
+    rejected = con.execute("SELECT count(DISTINCT (file_id, line)) FROM report_rejects").fetchone()
+    _add(loaded, "wrong number of columns", int(rejected[0]) if rejected else 0)
+    con.execute("DROP TABLE report_rejects")
+    con.execute("DROP TABLE report_scans")
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, loaded: Loaded, path: str) -> None:
@@ -239,7 +267,7 @@ def _select(columns: list[str], wanted: Iterable[str], parameter: str) -> str:
         f" CASE WHEN regexp_full_match(ip, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}') THEN 4"
         f" WHEN regexp_full_match(ip, '[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*') THEN 6"
         f" END::TINYINT AS family"
-        f" FROM (SELECT {typed} FROM {_read(columns, parameter)}))"
+        f" FROM (SELECT filename AS file, {typed} FROM {_read(columns, parameter)}))"
     )
 
 
@@ -250,6 +278,7 @@ def _read(columns: list[str], parameter: str) -> str:
     names = ", ".join(f"'{name}': 'VARCHAR'" for name in columns)
     return (
         f"read_csv(${parameter}, header = true, auto_detect = false, columns = {{{names}}},"
+        " filename = true,"
         " delim = ',', quote = '\"', escape = '\"', ignore_errors = true,"
         " store_rejects = true, rejects_table = 'report_rejects', rejects_scan = 'report_scans')"
     )

@@ -20,7 +20,7 @@ FROM (
                      'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
                      'response_size': response_size}},
                    coalesce(ts, TIMESTAMP '1970-01-01')) AS pick
-    FROM (SELECT $file::INTEGER AS file, * FROM ({read}))
+    FROM ({read})
     GROUP BY file, day, ip, port, protocol, bad
 )
 """
