@@ -162,7 +162,7 @@ def main() -> None:
                   f" {base_cpu:.1f} CPU s, peak {base_peak / 2**20:,.0f} MiB")  # fmt: skip
             print(f"ratio: stunscan report {base_wall / wall:.1f}x faster (wall),"
                   f" {base_cpu / cpu:.1f}x less CPU,"
-                  f" {base_peak / peak:.1f}x the memory")  # fmt: skip
+                  f" {base_peak / peak:.1f}x less memory")  # fmt: skip
     finally:
         if options.keep is None and options.data is None:
             shutil.rmtree(folder, ignore_errors=True)
