@@ -416,12 +416,21 @@ def pcap(
 @app.command()
 def probe(
     hosts: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
-            metavar="HOST[:PORT]...",
+            metavar="[HOST[:PORT]...]",
             help="HOST, HOST:PORT, IPv6 or [IPv6]:PORT (default port 3478).",
         ),
-    ],
+    ] = None,
+    input_file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--input-file",
+            "-I",
+            metavar="FILE",
+            help="File of HOST[:PORT] lines, or a report CSV (its ports).",
+        ),
+    ] = None,
     variant: Annotated[
         list[str] | None,
         typer.Option(
@@ -472,9 +481,16 @@ def probe(
     variant, the worst case and a plain verdict. Exit 0 if any host answered, else 1."""
     import socket
 
-    from stunscan.probe import NAMES, Probe, Timing
+    from stunscan.probe import NAMES, Probe, TargetError, Timing
     from stunscan.probe.run import run_probes
+    from stunscan.probe.targets import file_targets
 
+    try:
+        asked = [*(hosts or []), *file_targets(input_file or [])]
+    except TargetError as exc:
+        _fail(str(exc))
+    if not asked:
+        _fail("no targets: give hosts, or --input-file")
     chosen = tuple(NAMES) if all_variants else tuple(variant or ("binding",))
     unknown = [name for name in chosen if name not in NAMES]
     if unknown:
@@ -494,7 +510,7 @@ def probe(
         chosen, udp, tcp, Timing(rto=rto, transmissions=transmissions, timeout=timeout)
     )
     try:
-        answered = run_probes(hosts, settings, family, parallel, csv_out, json_out, console, errors)
+        answered = run_probes(asked, settings, family, parallel, csv_out, json_out, console, errors)
     except ValueError as exc:
         _fail(str(exc))
     except OSError as exc:
@@ -523,7 +539,10 @@ def scan(
     input_file: Annotated[
         list[Path] | None,
         typer.Option(
-            "--input-file", "-I", metavar="FILE", help="File of targets, one a line, # comments."
+            "--input-file",
+            "-I",
+            metavar="FILE",
+            help="File of targets (# comments; ADDRESS:PORT too), or a report CSV (its ports).",
         ),
     ] = None,
     exclude: Annotated[
@@ -696,6 +715,125 @@ def scan(
         _fail("interrupted", code=130)
     except OSError as exc:
         _fail(f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+
+
+ReportFiles = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[REPORT...]",
+        help="Report CSVs (Shadowserver's or stunscan's; .csv, .csv.gz, .zip) or folders.",
+    ),
+]
+
+
+@app.command()
+def report(
+    files: ReportFiles = None,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            metavar="OLD NEW", help="OLD NEW: two reports (files or folders) compared host by host."
+        ),
+    ] = None,
+    json_out: Annotated[
+        str | None,
+        typer.Option(
+            "--json", metavar="PATH", help="Write every figure as JSON here ('-': stdout)."
+        ),
+    ] = None,
+    html_out: Annotated[
+        str | None,
+        typer.Option("--html", metavar="PATH", help="Write a self-contained HTML page here."),
+    ] = None,
+    parquet_out: Annotated[
+        str | None,
+        typer.Option("--parquet", metavar="PATH", help="Write the cleaned, typed rows here."),
+    ] = None,
+    top: Annotated[int, typer.Option(metavar="N", help="Rows in each top-N table.")] = 10,
+) -> None:
+    """Statistics of Accessible STUN Service reports: servers per family, amplification,
+    countries, ASes, SOFTWARE, ports, days, new and gone servers."""
+    from stunscan.report.inputs import InputError
+    from stunscan.report.run import ReportOptions, run_report
+
+    if not files and compare is None:
+        _fail("give report CSVs (files or folders), or --compare OLD NEW")
+    _check_numbers(top=(top, opt.Range(1, 1_000_000)))
+    options = ReportOptions(files or [], compare, json_out, html_out, parquet_out, top)
+    try:
+        run_report(options, console)
+    except InputError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(
+            f"cannot write output: {exc.strerror or exc}"
+            + (f": {exc.filename}" if exc.filename else "")
+        )
+
+
+@app.command()
+def verify(
+    files: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="REPORT...", help="Report CSVs (.csv, .csv.gz, .zip) or folders of them."
+        ),
+    ],
+    rate: Annotated[
+        float,
+        typer.Option(
+            metavar="N", help="Packets per second at most, all hosts together (0: no cap)."
+        ),
+    ] = 100.0,
+    parallel: Annotated[int, typer.Option(metavar="N", help="Hosts asked at once.")] = 16,
+    timeout: Annotated[
+        float,
+        typer.Option(metavar="SECONDS", help="Seconds before a request counts as unanswered."),
+    ] = 3.0,
+    rto: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Initial retransmission timeout, seconds.")
+    ] = 0.5,
+    transmissions: Annotated[
+        int, typer.Option(metavar="N", help="Times a UDP request is sent at most.")
+    ] = 7,
+    csv_out: Annotated[
+        str | None,
+        typer.Option(
+            "--csv",
+            metavar="PATH",
+            help="Write the rows with status, amplification_then, checked_at.",
+        ),
+    ] = None,
+    json_out: Annotated[
+        str | None,
+        typer.Option("--json", metavar="PATH", help="Write the results as JSON ('-': stdout)."),
+    ] = None,
+) -> None:
+    """Ask every host of a report again (its own 20-byte probe and a Binding, over the
+    listed protocol): still open, changed, or closed. Exit 0 if none is still open, else 1."""
+    from stunscan.probe.exchange import Timing
+    from stunscan.report.inputs import InputError
+    from stunscan.report.run import VerifyOptions, run_verify
+
+    _check_numbers(
+        rate=(rate, opt.RATE),
+        parallel=(parallel, opt.PARALLEL),
+        timeout=(timeout, opt.Range(0.01, 3600)),
+        rto=(rto, opt.RTO),
+        transmissions=(transmissions, opt.TRANSMISSIONS),
+    )
+    timing = Timing(rto=rto, transmissions=transmissions, timeout=timeout)
+    options = VerifyOptions(files, rate, parallel, timing, csv_out, json_out)
+    try:
+        still_open = run_verify(options, console, errors)
+    except InputError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(
+            f"cannot write output: {exc.strerror or exc}"
+            + (f": {exc.filename}" if exc.filename else "")
+        )
+    raise typer.Exit(1 if still_open else 0)
 
 
 def _check_numbers(**values: tuple[float | None, opt.Range]) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 
+from stunscan.targetfile import TargetFileError, endpoint, read_targets
 from stunscan.text import endpoint_text
 
 STUN_PORT = 3478
@@ -126,3 +128,12 @@ def resolve(text: str, family: int = socket.AF_UNSPEC) -> list[Target] | Unresol
         if target not in targets:
             targets.append(target)
     return targets[:MAX_ADDRESSES_PER_NAME]
+
+
+def file_targets(paths: list[Path]) -> list[str]:
+    """``-I`` files (plain HOST[:PORT] lines or a report CSV: each row's own port) as
+    targets written the way the command line takes them."""
+    try:
+        return [endpoint(target) for path in paths for target in read_targets(path)]
+    except TargetFileError as exc:
+        raise TargetError(str(exc)) from None

@@ -46,7 +46,7 @@ from stunscan.scan.targets import (
     TargetSpace,
     address_text,
     blocklist,
-    gather_targets,
+    gather,
     read_exclusions,
     special_purpose_parts,
 )
@@ -123,14 +123,14 @@ def plan_scan(options: ScanOptions) -> ScanPlan:
     if not 0 <= options.shard < options.shards:
         raise ScanError("--shard must be 0 to --shards - 1")
     try:
-        targets = gather_targets(options.targets, options.input_files)
+        targets, pinned = gather(options.targets, options.input_files)
         blocked = blocklist(options.allow, read_exclusions(options.exclude_files))
     except TargetError as exc:
         raise ScanError(str(exc)) from None
-    if not targets:
+    if not targets and not pinned:
         raise ScanError("no targets: give addresses, CIDRs or ranges, --input-file, or - for stdin")
-    space = TargetSpace.build(targets, options.ports, blocked)
-    requested = TargetSpace.build(targets, options.ports, []).addresses
+    space = TargetSpace.build(targets, options.ports, blocked, pinned)
+    requested = TargetSpace.build(targets, options.ports, [], pinned).addresses
     if space.size == 0:
         raise ScanError(
             f"nothing to scan: all {requested} addresses are blocklisted or excluded"

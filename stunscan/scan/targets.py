@@ -20,6 +20,7 @@ from typing import TextIO
 import numpy as np
 
 from stunscan.special import SPECIAL_PURPOSE
+from stunscan.targetfile import FileTarget, TargetFileError, read_targets, split_endpoint
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -84,16 +85,58 @@ def _clean(stream: TextIO) -> Iterator[str]:
             yield from text.split()
 
 
-def gather_targets(items: Iterable[str], files: Iterable[Path] = ()) -> list[Span]:
-    """Targets from the command line (``-`` reads stdin) and from files."""
+@dataclass(frozen=True, slots=True)
+class Pinned:
+    """An address with its own port (``ADDRESS:PORT``, or a report CSV's row): probed on
+    that port alone, not on every ``--port``."""
+
+    version: int
+    address: int
+    port: int
+
+
+def _add(target: FileTarget, spans: list[Span], pinned: list[Pinned]) -> None:
+    if target.protocol not in (None, "udp"):
+        return  # a report's TCP row: a scan sends UDP only
+    if target.port is None:
+        spans.append(parse_target(target.host))
+        return
+    try:
+        address = ipaddress.ip_address(target.host)
+    except ValueError:
+        raise TargetError(
+            f"{target.where}not an address: {target.host!r} (ADDRESS:PORT takes one address)"
+        ) from None
+    pinned.append(Pinned(address.version, int(address), target.port))
+
+
+def gather(items: Iterable[str], files: Iterable[Path] = ()) -> tuple[list[Span], list[Pinned]]:
+    """Targets from the command line (``-`` reads stdin) and from files (plain lines or a
+    report CSV, ``stunscan.targetfile``): spans for every ``--port``, and pinned
+    ADDRESS:PORT pairs."""
     spans: list[Span] = []
-    for item in items:
-        if item == "-":
-            spans.extend(parse_target(t) for t in read_lines(sys.stdin))
-        else:
-            spans.append(parse_target(item))
-    for path in files:
-        spans.extend(parse_target(t) for t in read_lines(path))
+    pinned: list[Pinned] = []
+    try:
+        for item in items:
+            if item == "-":
+                for target in read_targets(sys.stdin):
+                    _add(target, spans, pinned)
+            else:
+                host, port = split_endpoint(item)
+                _add(FileTarget(host, port, None, ""), spans, pinned)
+        for path in files:
+            for target in read_targets(path):
+                _add(target, spans, pinned)
+    except TargetFileError as exc:
+        raise TargetError(str(exc)) from None
+    return spans, pinned
+
+
+def gather_targets(items: Iterable[str], files: Iterable[Path] = ()) -> list[Span]:
+    """Targets without ports of their own (see :func:`gather` for ADDRESS:PORT)."""
+    spans, pinned = gather(items, files)
+    if pinned:
+        raise TargetError("ADDRESS:PORT targets: use gather()")
     return spans
 
 
@@ -220,9 +263,12 @@ class TargetSpace:
     ``ports[i % len(ports)]``, found by bisecting the spans' running totals.
     """
 
-    def __init__(self, spans: list[Span], ports: tuple[int, ...]) -> None:
+    def __init__(
+        self, spans: list[Span], ports: tuple[int, ...], pinned: Iterable[Pinned] = ()
+    ) -> None:
         self.spans = spans
         self.ports = ports
+        self._product_ports = ports
         self._starts: list[int] = []
         self._keys = [(span.version, span.first) for span in spans]
         total = 0
@@ -238,15 +284,55 @@ class TargetSpace:
             self._high_column = np.array([span.first >> 64 for span in spans], dtype=np.uint64)
             self._low_column = np.array([span.first & LOW_64 for span in spans], dtype=np.uint64)
             self._port_column = np.array(ports, dtype=np.uint16)
+        self._product_size = self.size
+        self._pinned_targets(pinned)
+
+    def _pinned_targets(self, pinned: Iterable[Pinned]) -> None:
+        """ADDRESS:PORT targets after every (address, port) of the spans: index
+        ``size_of_spans + i`` is pinned target ``i``. One already in the spans on one of
+        their ports is not added again (overlaps are scanned once)."""
+        product_ports = set(self._product_ports)
+        kept = sorted(
+            {
+                p
+                for p in pinned
+                if not (p.port in product_ports and self._in_spans(p.version, p.address))
+            },
+            key=lambda p: (p.version, p.address, p.port),
+        )
+        self.pinned = kept
+        self._pinned_set = {(p.version, p.address) for p in kept}
+        self.size = self._product_size + len(kept)
+        self.addresses += len(self._pinned_set - self._span_members(self._pinned_set))
+        if kept:
+            self.ports = tuple(sorted(product_ports | {p.port for p in kept}))
+            self._pinned_columns = Targets(
+                np.array([p.version for p in kept], dtype=np.uint8),
+                np.array([p.address >> 64 for p in kept], dtype=np.uint64),
+                np.array([p.address & LOW_64 for p in kept], dtype=np.uint64),
+                np.array([p.port for p in kept], dtype=np.uint16),
+            )
+
+    def _span_members(self, found: set[tuple[int, int]]) -> set[tuple[int, int]]:
+        return {
+            (version, address) for version, address in found if self._in_spans(version, address)
+        }
 
     @classmethod
-    def build(cls, targets: list[Span], ports: tuple[int, ...], blocked: list[Span]) -> TargetSpace:
-        return cls(subtract(merge(targets), blocked), ports)
+    def build(
+        cls,
+        targets: list[Span],
+        ports: tuple[int, ...],
+        blocked: list[Span],
+        pinned: Iterable[Pinned] = (),
+    ) -> TargetSpace:
+        allowed = [p for p in pinned if not _blocked(blocked, p.version, p.address)]
+        return cls(subtract(merge(targets), blocked), ports, allowed)
 
     def __len__(self) -> int:
         return self.size
 
-    def address(self, index: int) -> tuple[int, int]:
+    def address(self, index: int) -> tuple[int, int]:  # (of the spans; see __getitem__)
         """(version, address as an integer) of address number ``index``."""
         where = bisect.bisect_right(self._starts, index) - 1
         span = self.spans[where]
@@ -256,12 +342,34 @@ class TargetSpace:
         """(version, address, port) of target ``index``."""
         if not 0 <= index < self.size:
             raise IndexError(index)
-        count = len(self.ports)
+        if index >= self._product_size:
+            target = self.pinned[index - self._product_size]
+            return target.version, target.address, target.port
+        count = len(self._product_ports)
         version, address = self.address(index // count)
-        return version, address, self.ports[index % count]
+        return version, address, self._product_ports[index % count]
 
     def columns(self, indexes: np.ndarray) -> Targets:
         """The targets of an array of indexes, as columns (the same as ``self[i]`` each)."""
+        if self.pinned and indexes.dtype != object:
+            later = indexes >= self._product_size
+            if later.any():
+                spans = self._span_columns(indexes[~later])
+                pinned = self._pinned_columns.select(indexes[later] - self._product_size)
+                out = Targets(
+                    np.empty(len(indexes), np.uint8),
+                    np.empty(len(indexes), np.uint64),
+                    np.empty(len(indexes), np.uint64),
+                    np.empty(len(indexes), np.uint16),
+                )
+                for name in ("version", "high", "low", "port"):
+                    column = getattr(out, name)
+                    column[~later] = getattr(spans, name)
+                    column[later] = getattr(pinned, name)
+                return out
+        return self._span_columns(indexes)
+
+    def _span_columns(self, indexes: np.ndarray) -> Targets:
         if not self._vectorised or indexes.dtype == object:
             rows = [self[int(index)] for index in indexes]
             return Targets(
@@ -270,7 +378,7 @@ class TargetSpace:
                 np.array([row[1] & LOW_64 for row in rows], dtype=np.uint64),
                 np.array([row[2] for row in rows], dtype=np.uint16),
             )
-        numbers, which = np.divmod(indexes, len(self.ports))
+        numbers, which = np.divmod(indexes, len(self._product_ports))
         where = np.searchsorted(self._start_column, numbers, side="right") - 1
         first_low = self._low_column[where]
         low = first_low + (numbers - self._start_column[where]).astype(np.uint64)
@@ -279,6 +387,9 @@ class TargetSpace:
 
     def contains(self, version: int, address: int) -> bool:
         """Whether an address is one this scan targets (for answers to the zero-ID probe)."""
+        return self._in_spans(version, address) or (version, address) in self._pinned_set
+
+    def _in_spans(self, version: int, address: int) -> bool:
         where = bisect.bisect_right(self._keys, (version, address)) - 1
         if where < 0:
             return False
@@ -286,14 +397,25 @@ class TargetSpace:
         return span.version == version and address <= span.last
 
     def versions(self) -> set[int]:
-        return {span.version for span in self.spans}
+        return {span.version for span in self.spans} | {p.version for p in self.pinned}
 
     def first_address(self, version: int) -> str | None:
         """Some target of this family, to find the route the scan will take."""
         for span in self.spans:
             if span.version == version:
                 return address_text(version, span.first)
+        for target in self.pinned:
+            if target.version == version:
+                return address_text(version, target.address)
         return None
+
+
+def _blocked(blocked: list[Span], version: int, address: int) -> bool:
+    """Whether an address is in ``blocked`` (merged, so sorted by family and start)."""
+    where = bisect.bisect_right(blocked, (version, address), key=lambda s: (s.version, s.first))
+    return (
+        where > 0 and blocked[where - 1].version == version and address <= blocked[where - 1].last
+    )
 
 
 def address_text(version: int, number: int) -> str:

@@ -1,0 +1,223 @@
+"""Every statistic of ``stunscan report``, as named SQL in one place.
+
+The report counts a server (ip, port, protocol) once per day, with the amplification of
+its first row that day. Each file is read once into such groups (``SERVER_GROUPS``);
+``SERVER_DAYS`` is the view every figure below reads. ``{table}``, ``{servers}`` and the
+like are table names filled in by ``stunscan.report.inputs`` and ``figures``; values from
+the data never enter the SQL text (paths and days are parameters).
+"""
+
+from __future__ import annotations
+
+SERVER_GROUPS = """
+CREATE OR REPLACE TABLE {groups} AS
+SELECT * EXCLUDE (pick), pick.amplification, pick.software, pick.fingerprint, pick.geo,
+       pick.asn, pick.response_size
+FROM (
+    SELECT file, day, ip, port, protocol, bad, count(*) AS rows,
+           any_value(family) AS family, min(coalesce(ts, TIMESTAMP '1970-01-01')) AS first_ts,
+           arg_min({{'amplification': amplification, 'software': software,
+                     'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
+                     'response_size': response_size}},
+                   coalesce(ts, TIMESTAMP '1970-01-01')) AS pick
+    FROM ({read})
+    GROUP BY file, day, ip, port, protocol, bad
+)
+"""
+"""One file's rows, read once, as one group per server, day and verdict (``bad`` NULL for
+good rows): how many rows, and what the server's first row that day said."""
+
+FLATTEN = "CREATE OR REPLACE VIEW {table} AS {parts}"
+"""Every file's groups as one relation (``{parts}``: a UNION ALL of the files' tables)."""
+
+VERDICTS = "SELECT bad, sum(rows) FROM {table} GROUP BY bad"
+"""Rows per verdict: NULL (good) and each reason a row was left out."""
+
+SHARED_DAYS = """
+CREATE OR REPLACE TABLE {shared} AS
+SELECT day FROM {table} WHERE bad IS NULL GROUP BY day HAVING count(DISTINCT file) > 1
+"""
+"""Days that more than one file lists (then a server may be in several)."""
+
+SERVER_DAYS = """
+CREATE OR REPLACE VIEW {servers} AS
+SELECT day, ip, port, protocol, family, first_ts, amplification, software, fingerprint,
+       geo, asn, response_size
+FROM {table}
+WHERE bad IS NULL
+"""
+"""One row per server and day: what its first row that day said. The day of a daily file
+needs nothing more; when several files share a day, ``MERGE_DAY`` merges it and
+``SHARED_SERVER_DAYS`` is the view instead."""
+
+SHARED_SERVER_DAYS = """
+CREATE OR REPLACE VIEW {servers} AS
+SELECT day, ip, port, protocol, family, first_ts, amplification, software, fingerprint,
+       geo, asn, response_size
+FROM {table} AS t
+WHERE bad IS NULL
+  AND NOT EXISTS (SELECT 1 FROM {shared} AS s WHERE s.day IS NOT DISTINCT FROM t.day)
+UNION ALL
+SELECT * FROM {merged}
+"""
+
+MERGED_DAYS = """
+CREATE OR REPLACE TABLE {merged} (
+    day DATE, ip VARCHAR, port INTEGER, protocol VARCHAR, family TINYINT,
+    first_ts TIMESTAMP, amplification DOUBLE, software VARCHAR, fingerprint VARCHAR,
+    geo VARCHAR, asn INTEGER, response_size INTEGER
+)
+"""
+
+MERGE_DAY = """
+INSERT INTO {merged}
+SELECT any_value(day), ip, port, protocol, any_value(family), min(first_ts),
+       pick.amplification, pick.software, pick.fingerprint, pick.geo, pick.asn,
+       pick.response_size
+FROM (
+    SELECT day, ip, port, protocol, any_value(family) AS family, min(first_ts) AS first_ts,
+           arg_min({{'amplification': amplification, 'software': software,
+                     'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
+                     'response_size': response_size}}, first_ts) AS pick
+    FROM {table}
+    WHERE bad IS NULL AND day IS NOT DISTINCT FROM $day
+    GROUP BY day, ip, port, protocol
+)
+GROUP BY ALL
+"""
+"""One shared day merged: a day at a time, so the grouping holds one day's servers."""
+
+FAMILIES = """
+SELECT family, h.servers, count(*) AS server_days,
+       avg(amplification) AS mean_amplification,
+       median(amplification) AS median_amplification,
+       max(amplification) AS max_amplification
+FROM {servers}
+JOIN (SELECT family, count(*) AS servers FROM {hosts} GROUP BY family) AS h USING (family)
+GROUP BY family, h.servers
+ORDER BY family
+"""
+"""Accessible servers per family; mean and median amplification (one value per server
+and day, as the report's daily figures)."""
+
+PERCENTILES = """
+SELECT family, quantile_cont(amplification, [0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]) AS values,
+       min(amplification) AS low, max(amplification) AS high
+FROM {servers}
+WHERE amplification IS NOT NULL
+GROUP BY family
+ORDER BY family
+"""
+PERCENTILE_POINTS = (5, 25, 50, 75, 90, 95, 99)
+
+HISTOGRAM = """
+SELECT least(floor(amplification / {width}) * {width}, {top}) AS low,
+       count(*) FILTER (WHERE family = 4) AS ipv4,
+       count(*) FILTER (WHERE family = 6) AS ipv6
+FROM {servers}
+WHERE amplification IS NOT NULL
+GROUP BY low
+ORDER BY low
+"""
+"""Server-days per amplification bin of ``width``; the last bin holds ``top`` and above."""
+
+TOP_COUNTRIES = """
+SELECT coalesce(geo, '') AS geo, count(*) AS servers
+FROM {hosts}
+GROUP BY ALL
+ORDER BY servers DESC, geo
+LIMIT {limit}
+"""
+
+TOP_ASES = """
+SELECT asn, count(*) AS servers
+FROM {hosts}
+GROUP BY ALL
+ORDER BY servers DESC, asn NULLS LAST
+LIMIT {limit}
+"""
+
+TOP_SOFTWARE = """
+SELECT coalesce(software, '') AS software, count(*) AS servers,
+       avg(amplification) AS mean_amplification
+FROM {hosts}
+GROUP BY ALL
+ORDER BY servers DESC, software
+LIMIT {limit}
+"""
+
+PORTS = """
+SELECT port, coalesce(protocol, '') AS protocol,
+       count(*) AS servers
+FROM {hosts}
+GROUP BY ALL
+ORDER BY servers DESC, port, protocol
+LIMIT {limit}
+"""
+
+FINGERPRINT = """
+SELECT fingerprint IS NOT NULL AS present, count(*) AS servers
+FROM {hosts}
+GROUP BY ALL
+ORDER BY present DESC
+"""
+"""Servers whose answer carried FINGERPRINT, and those whose did not."""
+
+PER_DAY = """
+SELECT day, count(*) FILTER (WHERE family = 4) AS ipv4,
+       count(*) FILTER (WHERE family = 6) AS ipv6
+FROM {servers}
+WHERE day IS NOT NULL
+GROUP BY day
+ORDER BY day
+"""
+"""Servers per day per family."""
+
+CHURN = """
+WITH bounds AS (SELECT min(first_day) AS first, max(day) AS last FROM {hosts})
+SELECT any_value(first) AS first_day, any_value(last) AS last_day,
+       count(*) FILTER (WHERE day = last AND first_day > first) AS new,
+       count(*) FILTER (WHERE first_day = first AND day < last) AS gone,
+       count(*) FILTER (WHERE first_day = first AND day = last) AS still
+FROM {hosts}, bounds
+"""
+"""Between the first and the last day: servers new, gone, still present."""
+
+LATEST = """
+CREATE OR REPLACE TABLE {hosts} AS
+SELECT ip, port, protocol, any_value(family) AS family,
+       arg_max(amplification, first_ts) AS amplification,
+       arg_max(software, first_ts) AS software, max(day) AS day,
+       arg_max(response_size, first_ts) AS response_size, arg_max(geo, first_ts) AS geo,
+       arg_max(asn, first_ts) AS asn, arg_max(fingerprint, first_ts) AS fingerprint,
+       min(day) AS first_day
+FROM {servers}
+GROUP BY ip, port, protocol
+"""
+"""One row per host (ip, port, protocol): its latest row (each column from the latest row
+that has it), and the first and last days it was listed. The rankings (countries, ASes,
+SOFTWARE, ports, FINGERPRINT) count each server once, as its latest row describes it."""
+
+COMPARE = """
+SELECT coalesce(n.ip, o.ip) AS ip, coalesce(n.port, o.port) AS port,
+       coalesce(n.protocol, o.protocol) AS protocol,
+       CASE WHEN o.ip IS NULL THEN 'new'
+            WHEN n.ip IS NULL THEN 'gone'
+            WHEN round(o.amplification, 2) IS DISTINCT FROM round(n.amplification, 2)
+              OR o.software IS DISTINCT FROM n.software THEN 'changed'
+            ELSE 'same' END AS status,
+       o.amplification AS amplification_old, n.amplification AS amplification_new,
+       o.software AS software_old, n.software AS software_new
+FROM {old} AS o FULL OUTER JOIN {new} AS n
+  ON o.ip = n.ip AND o.port = n.port AND o.protocol IS NOT DISTINCT FROM n.protocol
+ORDER BY CASE status WHEN 'new' THEN 0 WHEN 'gone' THEN 1 WHEN 'changed' THEN 2 ELSE 3 END,
+         ip, port, protocol
+"""
+"""OLD against NEW host by host: new, gone, changed (amplification or SOFTWARE), same."""
+
+HOSTS = """
+SELECT ip, port, protocol, family, amplification, software, response_size
+FROM {hosts}
+ORDER BY family, ip, port, protocol
+"""
+"""The hosts a report lists, for ``stunscan verify``."""
