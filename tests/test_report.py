@@ -362,7 +362,7 @@ def test_fits_80_columns(tmp_path: Path) -> None:
     [
         ([], "give report CSVs"),
         (["/nonexistent/report.csv"], "no such file or folder"),
-        (["--top", "0", "x.csv"], "--top must be >= 1"),
+        (["--top", "0", "x.csv"], "--top must be a number from 1 to 1,000,000"),
     ],
 )
 def test_usage_errors_are_one_line_exit_two(args: list[str], message: str) -> None:

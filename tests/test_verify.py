@@ -200,7 +200,7 @@ def test_rate_caps_packets(tmp_path: Path) -> None:
     ("args", "message"),
     [
         ([], "Missing argument"),
-        (["--rate", "-1", "x.csv"], "--rate must be >= 0"),
+        (["--rate", "-1", "x.csv"], "--rate must be a number from 1 to 100,000,000"),
         (["/nonexistent.csv"], "no such file or folder"),
     ],
 )
