@@ -179,15 +179,12 @@ class PcapFeed:
             stats.indications += int(np.count_nonzero(kinds == TCP_INDICATION))
             stats.responses += int(np.count_nonzero(kinds == TCP_RESPONSE))
         responses = plan.responses
-        if analyzer.all_messages:
-            chosen = np.arange(responses.size)
-        else:  # the first response of each server in the run, if not seen before
-            servers = batch.servers[start:stop][responses].view(SERVER_BYTES).ravel()
-            _, first = np.unique(servers, return_index=True)
-            first.sort()
-            seen = analyzer.tally.servers
-            chosen = first[[s not in seen for s in servers[first].tolist()]]
-        for index in chosen.tolist():
+        servers = batch.servers[start:stop][responses].view(SERVER_BYTES).ravel().tolist()
+        seen = analyzer.tally.servers
+        all_messages = analyzer.all_messages
+        for index, server in enumerate(servers):
+            if server in seen and not all_messages:
+                continue
             event = start + int(responses[index])
             transport = "tcp" if kinds[responses[index]] == TCP_RESPONSE else "udp"
             packet = int(batch.packets[event])
@@ -199,7 +196,7 @@ class PcapFeed:
                 transport,
                 plan.request_sizes[index],
                 batch.keys[event : event + 1].view(KEY_BYTES)[0].tobytes(),
-                batch.servers[event : event + 1].view(SERVER_BYTES)[0].tobytes(),
+                server,
                 plan.moved[index],
             )
         return True

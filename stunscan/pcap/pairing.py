@@ -108,7 +108,9 @@ class Pairer:
         words = keys.view(np.uint64).reshape(count, _WORDS)
         client_hash = _hash(words[:, :_CLIENT_WORDS])
         asked_hash = client_hash[asks]
-        if _repeated(asked_hash) or _repeated(client_hash[answers]):
+        order = np.argsort(asked_hash)
+        ordered = asked_hash[order]
+        if np.any(ordered[1:] == ordered[:-1]) or _repeated(client_hash[answers]):
             return None
         # the ageing by time: every pending request must stay younger than the timeout
         if asks.size:
@@ -125,8 +127,6 @@ class Pairer:
                 if not earliest > latest - analysis.PENDING_TIMEOUT:
                     return None
         # each response: the request before it in the run with its client part, if any
-        order = np.argsort(asked_hash, kind="stable")
-        ordered = asked_hash[order]
         at = np.minimum(np.searchsorted(ordered, client_hash[answers]), max(asks.size - 1, 0))
         if asks.size:
             request = asks[order[at]]
