@@ -377,7 +377,16 @@ def _answered_in_turn(count: int, lag: int, first: int = 0) -> list[tuple[int, i
 
 @pytest.mark.parametrize(
     "name",
-    ["duplicates", "answer_first", "ageing", "moved", "boundary", "retransmitted", "timeout"],
+    [
+        "duplicates",
+        "answer_first",
+        "ageing",
+        "moved",
+        "boundary",
+        "retransmitted",
+        "timeout",
+        "same_id_two_servers",
+    ],
 )
 def test_each_trap_alone(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One trap at a time in an otherwise plain run (so the run would be paired at once
@@ -406,6 +415,19 @@ def test_each_trap_alone(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         monkeypatch.setattr(fastpcap, "BATCH", 61)
     elif name == "retransmitted":
         records.insert(at + 5, (seconds, fraction, request, len(request)))
+    elif name == "same_id_two_servers":  # in runs of their own (split by generic frames)
+        monkeypatch.setattr(fastpcap, "BATCH", 16384)
+        tid = request[50:62]
+        again = _udp(SCANNER, 5000, _server(9999), 3478, _stun(0x0001, tid))
+        answer = _udp(_server(9999), 3478, SCANNER, 5000, _stun(0x0101, tid, SOFTWARE))
+        other = _udp(_server(7777), 3479, SCANNER, 5000, _stun(0x0101, tid, SOFTWARE))
+        options = bytearray(_udp(SCANNER, 9, _server(1), 9, bytes(8)))
+        options[14] = 0x46  # IPv4 with options: the generic code's
+        options[16:18] = (len(options) - 10).to_bytes(2, "big")
+        split = bytes(options[:34] + bytes(4) + options[34:])
+        place = records.index((seconds, fraction, request, len(request))) + 1
+        for offset, frame in ((0, split), (1, again), (2, answer), (40, split), (41, other)):
+            records.insert(place + offset, (seconds, fraction, frame, len(frame)))
     else:
         records[at:] = [(s + 100, f, fr, n) for s, f, fr, n in records[at:]]
     path = _write(tmp_path / f"{name}.pcap", PCAP_HEADER, records)
@@ -421,7 +443,7 @@ def test_each_trap_alone(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(pairing.Pairer, "plan", counting_plan)
     outcome(path, fast=True)
     assert any(planned)  # the plain runs are paired at once
-    if name in ("duplicates", "retransmitted", "timeout", "ageing"):
+    if name in ("duplicates", "retransmitted", "timeout", "ageing", "same_id_two_servers"):
         assert not all(planned)  # and the run with the trap the careful way...
     if name in ("answer_first", "boundary", "moved"):
         assert all(planned)  # ...unless it is decided at once too
