@@ -449,6 +449,39 @@ def test_each_trap_alone(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert all(planned)  # ...unless it is decided at once too
 
 
+def test_captures_read_in_turn_share_the_tables(tmp_path: Path) -> None:
+    """One analyser reads the files of a run in turn: requests left pending by the first
+    age out by time when the second starts 200 s later, and their answers there are
+    unsolicited."""
+
+    def frames(first: int, count: int, answered: range) -> list[bytes]:
+        out = [_udp(SCANNER, 5000, _server(n), 3478, _stun(1, n.to_bytes(12, "big")))
+               for n in range(first, first + count)]  # fmt: skip
+        for n in answered:
+            answer = _stun(0x0101, n.to_bytes(12, "big"), SOFTWARE)
+            out.insert(2 * (n % count) + 1, _udp(_server(n), 3478, SCANNER, 5000, answer))
+        return out
+
+    files = []
+    for number, (start, made) in enumerate(
+        ((1_700_000_000, frames(0, 40, range(0))), (1_700_000_200, frames(100, 40, range(40))))
+    ):
+        records = [(start, i, frame, len(frame)) for i, frame in enumerate(made)]
+        files.append(_write(tmp_path / f"{number}.pcap", PCAP_HEADER, records))
+    results = []
+    for fast in (True, False):
+        analyzer = Analyzer(track_unsolicited=True)
+        rows = [
+            analyzer.record(s).as_json()
+            for path in files
+            for batch in PcapFeed(path, analyzer, fast=fast)
+            for s in batch
+        ]
+        results.append((rows, dataclasses.asdict(analyzer.stats), list(analyzer.pending)))
+    assert results[0] == results[1]
+    assert results[0][1]["unanswered"] == 40 and results[0][1]["unsolicited"] == 40
+
+
 # -- the record walk ------------------------------------------------------------------------
 
 

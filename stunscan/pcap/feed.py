@@ -1,12 +1,13 @@
 """Feed a capture file to the :class:`~stunscan.pcap.analyzer.Analyzer`, fast where it can be.
 
 A classic pcap of Ethernet frames is read in segments: ``recordwalk`` finds the records,
-``fastpath`` decides batches of them with numpy, and the loop here runs, in packet order,
-only what needs Python: pairing requests with responses, the records of servers seen for
-the first time, and the analyser's own per-packet code for every packet the fast path left
-to it. Anything else (pcapng, other link types) and whatever follows a damaged or truncated
-record goes through ``CaptureReader`` and ``Analyzer.feed`` as before, so the problem
-reported is the same too. ``tests/test_fast_pcap.py`` holds both ways to the same output.
+``fastpath`` decides batches of them with numpy, ``pairing`` pairs the requests and
+responses between two generic events a run at a time, and the loop here runs, in packet
+order, only what needs Python: the records of servers seen for the first time, the
+per-message pairing for the runs ``pairing`` leaves to it, and the analyser's own
+per-packet code for every packet the fast path left to it. Anything else (pcapng, other
+link types) and whatever follows a damaged or truncated record goes through
+``CaptureReader`` and ``Analyzer.feed`` as before, so the problem reported is the same too. ``tests/test_fast_pcap.py`` holds both ways to the same output.
 """
 
 from __future__ import annotations

@@ -81,7 +81,8 @@ class Pairer:
 
     def __init__(self, analyzer: Analyzer) -> None:
         self.analyzer = analyzer
-        self.earliest = np.inf
+        pending = analyzer.pending  # (one analyser reads the captures of a run in turn)
+        self.earliest = min(v[1] for v in pending.values()) if pending else np.inf
         """No pending request was asked before this (see :meth:`saw`)."""
         self.batch_earliest = np.inf
 
