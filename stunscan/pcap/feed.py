@@ -7,7 +7,8 @@ order, only what needs Python: the records of servers seen for the first time, t
 per-message pairing for the runs ``pairing`` leaves to it, and the analyser's own
 per-packet code for every packet the fast path left to it. Anything else (pcapng, other
 link types) and whatever follows a damaged or truncated record goes through
-``CaptureReader`` and ``Analyzer.feed`` as before, so the problem reported is the same too. ``tests/test_fast_pcap.py`` holds both ways to the same output.
+``CaptureReader`` and ``Analyzer.feed`` as before, so the problem reported is the same too.
+``tests/test_fast_pcap.py`` holds both ways to the same output.
 """
 
 from __future__ import annotations
