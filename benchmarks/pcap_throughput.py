@@ -1,6 +1,7 @@
 """`stunscan pcap` against tshark and Scapy on the same large captures, side by side.
 
-Run: ``python benchmarks/pcap_throughput.py`` (needs tshark; about fifteen minutes).
+Run: ``python benchmarks/pcap_throughput.py`` (needs tshark and GNU time; about fifteen
+minutes).
 
 It writes two captures of 1,000,000 packets: mixed STUN traffic (benchmarks/mixed_capture.py,
 also at 100,000 packets for the memory figure) and one shaped like a scan's own pcap
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import json
 import os
 import statistics
 import subprocess
@@ -31,9 +33,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mixed_capture import generate
 from scan_capture import generate as generate_scan
-
-from stunscan.pcap.analyzer import Analyzer
-from stunscan.pcap.feed import PcapFeed
 
 TSHARK_FIELDS = [
     "frame.time_epoch", "ip.src", "ipv6.src", "udp.srcport", "tcp.srcport", "stun.type",
@@ -63,14 +62,19 @@ print(rows)
 
 
 def measure(command: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (MiB) of one run of ``command``."""
+    """Wall seconds and peak RSS (MiB) of one run of ``command``. The RSS is GNU time's:
+    this process's own wait4 figure would start from its own size (the child is forked)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
+    process = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    if process.returncode != 0:
         raise SystemExit(f"failed: {' '.join(command)}")
-    return elapsed, usage.ru_maxrss // 1024
+    return elapsed, int(process.stderr.split()[-1]) // 1024
 
 
 def median_run(command: list[str], runs: int) -> tuple[float, int]:
@@ -78,32 +82,47 @@ def median_run(command: list[str], runs: int) -> tuple[float, int]:
     return statistics.median(r[0] for r in results), max(r[1] for r in results)
 
 
+CHECK_SCRIPT = """
+import dataclasses, json, sys
+from stunscan.pcap.analyzer import Analyzer
+from stunscan.pcap.feed import PcapFeed
+analyzer = Analyzer()
+first = sum(s.first for batch in PcapFeed(sys.argv[1], analyzer) for s in batch)
+analyzer.finish()
+found = dataclasses.asdict(analyzer.stats)
+found.update(servers=len(analyzer.tally.servers), first=first)
+print(json.dumps(found))
+"""
+
+
 def check_scan(path: Path, expected: object, folder: str, runs: list[str]) -> None:
-    """stunscan's findings on a scan capture against what the generator wrote."""
-    analyzer = Analyzer()
-    first = sum(s.first for batch in PcapFeed(path, analyzer) for s in batch)
-    analyzer.finish()
-    stats = analyzer.stats
+    """stunscan's findings on a scan capture against what the generator wrote (in other
+    processes: the benchmark's own memory would count in the figures of what it starts)."""
+    stats = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", CHECK_SCRIPT, str(path)], check=True, capture_output=True
+        ).stdout
+    )
     rows_file = Path(folder, "rows.csv")
     subprocess.run([*runs, str(path), "--csv", str(rows_file)], check=True, capture_output=True)
     with rows_file.open() as handle:
         rows = sum(1 for _ in csv.DictReader(handle))
     found = {
-        "packets": stats.frames,
-        "requests": stats.requests,
-        "responses": stats.responses,
-        "paired": stats.paired,
-        "unsolicited": stats.unsolicited,
-        "servers": len(analyzer.tally.servers),
+        "packets": stats["frames"],
+        "requests": stats["requests"],
+        "responses": stats["responses"],
+        "paired": stats["paired"],
+        "unsolicited": stats["unsolicited"],
+        "servers": stats["servers"],
     }
     wanted = dataclasses.asdict(expected)  # type: ignore[call-overload]
     wanted.pop("moved")
-    if found != wanted or rows != first or rows != wanted["servers"]:
+    if found != wanted or rows != stats["first"] or rows != wanted["servers"]:
         raise SystemExit(f"stunscan is wrong on {path.name}: {found}, {rows} rows; want {wanted}")
     print(
         f"{path.name}: {found['servers']:,} servers and CSV rows, {found['requests']:,} requests,"
         f" {found['responses']:,} responses ({found['paired']:,} paired,"
-        f" {found['unsolicited']:,} unsolicited, {stats.unanswered:,} unanswered): as written"
+        f" {found['unsolicited']:,} unsolicited, {stats['unanswered']:,} unanswered): as written"
     )
 
 
