@@ -1,9 +1,12 @@
 """The vectorised reader gives the generic reader's answer, to the byte: the same records
-(CSV and JSON), counts and reading problem, on the corpus, on pcaps/, on generated mixed
-traffic and on captures made odd on purpose (truncated, corrupt, big-endian, nanosecond,
-VLAN tags, snapped frames, flipped bits, shuffled and slow timestamps); the record walk
-agrees with a sequential walk when packet bytes imitate record headers; CSV rows straight
-from the bytes agree with full records."""
+(CSV and JSON), counts, pairing tables and reading problem, on the corpus, on pcaps/, on
+generated mixed traffic, on scan-shaped captures, on captures made odd on purpose
+(truncated, corrupt, big-endian, nanosecond, VLAN tags, snapped frames, flipped bits,
+shuffled and slow timestamps) and on batches built to trip the pairing of a run at once
+(duplicate IDs, answers before requests, ageing mid-batch, answers from another address,
+retransmissions, batch boundaries between request and answer); the record walk agrees with
+a sequential walk when packet bytes imitate record headers; CSV rows straight from the
+bytes agree with full records."""
 
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stunscan.capture import recordwalk
+from stunscan.pcap import analyzer as analysis
 from stunscan.pcap import feed as fastpcap
+from stunscan.pcap import pairing
 from stunscan.pcap.analyzer import Analyzer
 from stunscan.pcap.feed import PcapFeed, fast_enabled
 from stunscan.pcap.parallel import analyse_in_parallel
@@ -34,15 +39,23 @@ from strategies import messages
 
 sys.path.insert(0, str(PROJECT / "benchmarks"))
 from mixed_capture import generate
+from scan_capture import generate as generate_scan
 
 
 def outcome(path: Path, *, fast: bool, all_messages: bool = False) -> dict[str, Any]:
-    """Everything the report shows, read one way or the other."""
-    analyzer = Analyzer(all_messages=all_messages)
+    """Everything the report shows, read one way or the other, and the pairing tables a
+    parallel run's merge reads (pending requests in order, unsolicited answers)."""
+    analyzer = Analyzer(all_messages=all_messages, track_unsolicited=True)
     feed = PcapFeed(path, analyzer, fast=fast)
     records = [analyzer.record(s) for batch in feed for s in batch]
+    tables = (
+        list(analyzer.pending.items()),
+        list(analyzer.pending_by_client.items()),
+        list(analyzer.unsolicited or ()),
+    )
     analyzer.finish()
     return {
+        "tables": tables,
         "rows": [r.as_json() for r in records],
         "stats": dataclasses.asdict(analyzer.stats),
         "tally": (
@@ -246,6 +259,227 @@ def test_parallel_runs_with_rows_from_bytes_match_one_reader(mixed: Path) -> Non
     assert rows == expected
     assert sorted(tally.factors) == sorted(analyzer.tally.factors)
     assert dataclasses.asdict(stats) == dataclasses.asdict(analyzer.stats)
+
+
+# -- pairing a run at a time ---------------------------------------------------------------
+
+
+@pytest.fixture
+def small_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables small enough that requests age out by their number inside a batch."""
+    monkeypatch.setattr(analysis, "MAX_PENDING", 40)
+
+
+def test_scan_shaped_captures(tmp_path: Path, small_pieces: None) -> None:
+    for shape in ("unpaired", "answered"):
+        path = tmp_path / f"{shape}.pcap"
+        expected = generate_scan(path, 9_000, shape)
+        assert_same(path)
+        found = outcome(path, fast=True)
+        stats = found["stats"]
+        assert stats["requests"] == expected.requests
+        assert stats["responses"] == expected.responses
+        assert stats["paired"] == expected.paired
+        assert stats["unsolicited"] == expected.unsolicited
+        assert len(found["rows"]) == expected.servers
+        moved = sum(bool(r["answered_from_another_address"]) for r in found["rows"]
+                    if "answered_from_another_address" in r)  # fmt: skip
+        assert (moved > 0) == (shape == "answered")
+    assert stats["paired"] == stats["responses"]  # (the answered shape: every answer pairs)
+
+
+def test_scan_shaped_capture_with_small_tables(
+    tmp_path: Path, small_pieces: None, small_tables: None
+) -> None:
+    for shape in ("unpaired", "answered"):
+        path = tmp_path / f"{shape}.pcap"
+        generate_scan(path, 6_000, shape)
+        assert_same(path)
+
+
+SCANNER = bytes([198, 19, 0, 1])
+
+
+def _server(n: int) -> bytes:
+    return bytes([198, 18, n >> 8 & 0xFF, n & 0xFF])
+
+
+def _udp(source: bytes, sport: int, destination: bytes, dport: int, payload: bytes) -> bytes:
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 28 + len(payload), 0, 0, 64, 17, 0,
+                     source, destination)  # fmt: skip
+    udp = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0)
+    return b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00" + ip + udp + payload
+
+
+def _stun(msg_type: int, tid: bytes, body: bytes = b"") -> bytes:
+    return struct.pack("!HHI", msg_type, len(body), 0x2112A442) + tid + body
+
+
+SOFTWARE = b"\x80\x22\x00\x04test"
+
+
+def exchange_records(seed: int, count: int) -> list[tuple[int, int, bytes, int]]:
+    """Requests and answers meant to trip a run's pairing: few IDs, clients and servers (so
+    IDs repeat: retransmissions, duplicate answers, one ID to two servers), answers before
+    their requests, answers from port 3479 (another address), TCP-free, and time that
+    sometimes jumps past the pending timeout or runs backwards."""
+    rng = random.Random(seed)
+    tids = [rng.randbytes(12) for _ in range(rng.choice((6, 40, 400)))]
+    when = 1_700_000_000.0
+    records = []
+    asked: list[tuple[bytes, int, int]] = []
+    for _ in range(count):
+        roll = rng.random()
+        when += rng.choice((0.001, 0.001, 0.01, 0.5)) if rng.random() < 0.98 else 61.0
+        if rng.random() < 0.01:
+            when -= 70.0
+        if roll < 0.45 or not asked:
+            tid, server, port = rng.choice(tids), rng.randrange(8), 4000 + rng.randrange(3)
+            asked.append((tid, server, port))
+            frame = _udp(SCANNER, port, _server(server), 3478, _stun(0x0001, tid))
+        else:
+            tid, server, port = rng.choice(asked[-30:]) if rng.random() < 0.9 else (
+                rng.choice(tids), rng.randrange(8), 4000 + rng.randrange(3))  # fmt: skip
+            sport = 3479 if rng.random() < 0.15 else 3478
+            source = _server(server if rng.random() < 0.9 else rng.randrange(8))
+            frame = _udp(source, sport, SCANNER, port, _stun(0x0101, tid, SOFTWARE))
+        seconds = int(when)
+        records.append((seconds, int((when - seconds) * 1e6), frame, len(frame)))
+    return records
+
+
+PCAP_HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_exchanges_built_to_trip_the_pairing(
+    seed: int, tmp_path: Path, small_pieces: None, small_tables: None
+) -> None:
+    path = _write(tmp_path / "exchanges.pcap", PCAP_HEADER, exchange_records(seed, 3_000))
+    assert_same(path)
+
+
+def _answered_in_turn(count: int, lag: int, first: int = 0) -> list[tuple[int, int, bytes, int]]:
+    """``count`` requests with their own IDs, each answered ``lag`` requests later."""
+    records, frames = [], []
+    for n in range(first, first + count + lag):
+        if n < first + count:
+            tid = n.to_bytes(12, "big")
+            frames.append(_udp(SCANNER, 5000, _server(n), 3478, _stun(0x0001, tid)))
+        if n - lag >= first:
+            tid = (n - lag).to_bytes(12, "big")
+            answer = _stun(0x0101, tid, SOFTWARE)
+            frames.append(_udp(_server(n - lag), 3478, SCANNER, 5000, answer))
+    for number, frame in enumerate(frames):
+        records.append((1_700_000_000 + number // 1000, number % 1000, frame, len(frame)))
+    return records
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "duplicates",
+        "answer_first",
+        "ageing",
+        "moved",
+        "boundary",
+        "retransmitted",
+        "timeout",
+        "same_id_two_servers",
+    ],
+)
+def test_each_trap_alone(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One trap at a time in an otherwise plain run (so the run would be paired at once
+    but for it), and the run it spoils gone through the per-message code."""
+    monkeypatch.setattr(fastpcap, "BATCH", 400)
+    records = _answered_in_turn(600, 25)
+    at = 300
+    seconds, fraction, request, _ = next(r for r in records[at:] if r[2][42:44] == b"\0\1")
+    answer = next(r for r in records[at:] if r[2][42:44] == b"\1\1" and r[2][50:62] ==
+                  request[50:62])  # fmt: skip
+    if name == "duplicates":
+        records.insert(at + 3, answer)
+    elif name == "answer_first":
+        records.remove(answer)
+        records.insert(records.index((seconds, fraction, request, len(request))), answer)
+    elif name == "ageing":  # room for the 25 awaiting answers, not for 10 more
+        monkeypatch.setattr(analysis, "MAX_PENDING", 30)
+        unanswered = [_udp(SCANNER, 5001, _server(9), 3478, _stun(1, bytes([n]) * 12))
+                      for n in range(10)]  # fmt: skip
+        records[at:at] = [(seconds, fraction, f, len(f)) for f in unanswered]
+    elif name == "moved":
+        frame = bytearray(answer[2])
+        frame[34:36] = (3479).to_bytes(2, "big")
+        records[records.index(answer)] = (*answer[:2], bytes(frame), len(frame))
+    elif name == "boundary":
+        monkeypatch.setattr(fastpcap, "BATCH", 61)
+    elif name == "retransmitted":
+        records.insert(at + 5, (seconds, fraction, request, len(request)))
+    elif name == "same_id_two_servers":  # in runs of their own (split by generic frames)
+        monkeypatch.setattr(fastpcap, "BATCH", 16384)
+        tid = request[50:62]
+        again = _udp(SCANNER, 5000, _server(9999), 3478, _stun(0x0001, tid))
+        answer = _udp(_server(9999), 3478, SCANNER, 5000, _stun(0x0101, tid, SOFTWARE))
+        other = _udp(_server(7777), 3479, SCANNER, 5000, _stun(0x0101, tid, SOFTWARE))
+        options = bytearray(_udp(SCANNER, 9, _server(1), 9, bytes(8)))
+        options[14] = 0x46  # IPv4 with options: the generic code's
+        options[16:18] = (len(options) - 10).to_bytes(2, "big")
+        split = bytes(options[:34] + bytes(4) + options[34:])
+        place = records.index((seconds, fraction, request, len(request))) + 1
+        for offset, frame in ((0, split), (1, again), (2, answer), (40, split), (41, other)):
+            records.insert(place + offset, (seconds, fraction, frame, len(frame)))
+    else:
+        records[at:] = [(s + 100, f, fr, n) for s, f, fr, n in records[at:]]
+    path = _write(tmp_path / f"{name}.pcap", PCAP_HEADER, records)
+    assert_same(path)
+    planned = []
+    real_plan = pairing.Pairer.plan
+
+    def counting_plan(self: pairing.Pairer, *args: Any) -> pairing.Plan | None:
+        made = real_plan(self, *args)
+        planned.append(made is not None)
+        return made
+
+    monkeypatch.setattr(pairing.Pairer, "plan", counting_plan)
+    outcome(path, fast=True)
+    assert any(planned)  # the plain runs are paired at once
+    if name in ("duplicates", "retransmitted", "timeout", "ageing", "same_id_two_servers"):
+        assert not all(planned)  # and the run with the trap the careful way...
+    if name in ("answer_first", "boundary", "moved"):
+        assert all(planned)  # ...unless it is decided at once too
+
+
+def test_captures_read_in_turn_share_the_tables(tmp_path: Path) -> None:
+    """One analyser reads the files of a run in turn: requests left pending by the first
+    age out by time when the second starts 200 s later, and their answers there are
+    unsolicited."""
+
+    def frames(first: int, count: int, answered: range) -> list[bytes]:
+        out = [_udp(SCANNER, 5000, _server(n), 3478, _stun(1, n.to_bytes(12, "big")))
+               for n in range(first, first + count)]  # fmt: skip
+        for n in answered:
+            answer = _stun(0x0101, n.to_bytes(12, "big"), SOFTWARE)
+            out.insert(2 * (n % count) + 1, _udp(_server(n), 3478, SCANNER, 5000, answer))
+        return out
+
+    files = []
+    for number, (start, made) in enumerate(
+        ((1_700_000_000, frames(0, 40, range(0))), (1_700_000_200, frames(100, 40, range(40))))
+    ):
+        records = [(start, i, frame, len(frame)) for i, frame in enumerate(made)]
+        files.append(_write(tmp_path / f"{number}.pcap", PCAP_HEADER, records))
+    results = []
+    for fast in (True, False):
+        analyzer = Analyzer(track_unsolicited=True)
+        rows = [
+            analyzer.record(s).as_json()
+            for path in files
+            for batch in PcapFeed(path, analyzer, fast=fast)
+            for s in batch
+        ]
+        results.append((rows, dataclasses.asdict(analyzer.stats), list(analyzer.pending)))
+    assert results[0] == results[1]
+    assert results[0][1]["unanswered"] == 40 and results[0][1]["unsolicited"] == 40
 
 
 # -- the record walk ------------------------------------------------------------------------

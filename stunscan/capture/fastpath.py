@@ -23,10 +23,8 @@ from stunscan import protocol as proto
 from stunscan.capture.stream import STUN_PORT
 
 NONE, GENERIC, REQUEST, RESPONSE, TCP_REQUEST, TCP_RESPONSE, TCP_INDICATION, TCP_EMPTY = range(8)
-PAIR = 8
 """Event types. NONE: counted only. TCP events are decided when the analyser tracks no TCP
-flow at that moment; otherwise they too run the generic code. PAIR: a REQUEST and the
-RESPONSE with its key that comes next, as one event."""
+flow at that moment; otherwise they too run the generic code."""
 ROW = 80
 """Bytes read from each record: its header and the frame through the ports after IPv6."""
 PADDING = 256
@@ -39,10 +37,12 @@ _VLAN[[0x8100, 0x88A8, 0x9100]] = True
 _ODD_PROTOCOL = np.zeros(256, bool)
 _ODD_PROTOCOL[[1, 58, 0, 43, 60, 44, 51]] = True
 """ICMP (unreachable messages are counted) and IPv6 extension headers: generic."""
-_OVER_TCP = np.zeros(16, bool)
-_OVER_TCP[[TCP_REQUEST, TCP_RESPONSE, TCP_INDICATION, TCP_EMPTY]] = True
-_ASKING = np.zeros(16, bool)
-_ASKING[[REQUEST, TCP_REQUEST]] = True
+OVER_TCP = np.zeros(16, bool)
+OVER_TCP[[TCP_REQUEST, TCP_RESPONSE, TCP_INDICATION, TCP_EMPTY]] = True
+ASKING = np.zeros(16, bool)
+ASKING[[REQUEST, TCP_REQUEST]] = True
+ANSWERING = np.zeros(16, bool)
+ANSWERING[[RESPONSE, TCP_RESPONSE]] = True
 
 
 def _attribute_rules() -> tuple[np.ndarray, ...]:
@@ -169,26 +169,24 @@ _IDENT = np.dtype(
 
 @dataclass(slots=True)
 class Batch:
-    """A batch decided: counts for the stats, then the events in packet order.
+    """A batch decided: counts for the stats, then the events in packet order (arrays).
 
-    Per event: its type, packet index, capture time, pairing key and server key (see
-    ``stunscan.pcap.analyzer.pair_key``; meaningless for GENERIC), message size, malformed flag (for
-    a PAIR: the request's time, key and size, the response's packet and server).
-
-    Per packet: ``times_of_packets``, ``offsets`` (the records'), ``payload`` and ``length``
-    (the transport payload), ``ipv4`` and the ports let the analyser cut out the bytes the
-    generic code would hand to the decoder, for the few events that become records.
+    Per event: its type, packet index, pairing key and server key as 64-bit words (see
+    ``stunscan.pcap.analyzer.pair_key``; meaningless for GENERIC), message size and
+    malformed flag. Per packet: ``times`` (capture times), ``offsets`` (the records'),
+    ``payload`` and ``length`` (the transport payload), ``ipv4`` and the ports let the
+    analyser cut out the bytes the generic code would hand to the decoder, for the few
+    events that become records.
     """
 
     counts: dict[str, int]
-    types: list[int]
-    packets: list[int]
-    times: list[float]
-    keys: list[bytes]
-    servers: list[bytes]
-    sizes: list[int]
-    malformed: list[bool]
-    times_of_packets: np.ndarray
+    types: np.ndarray
+    packets: np.ndarray
+    keys: np.ndarray
+    servers: np.ndarray
+    sizes: np.ndarray
+    malformed: np.ndarray
+    times: np.ndarray
     offsets: np.ndarray
     payload: np.ndarray
     length: np.ndarray
@@ -325,34 +323,18 @@ class Classifier:
             dport[events],
             classic[events],
             whole4[events],
-            _OVER_TCP[event_kind],
-            _ASKING[event_kind],
+            OVER_TCP[event_kind],
+            ASKING[event_kind],
         )
         times = self.times(rows)
-        sizes = np.minimum(20 + msg_length, length)[events]
-        # A request answered by the very next event becomes one PAIR event: the request's
-        # time, size and key, the response's packet and server.
-        answered = np.flatnonzero(
-            (event_kind[:-1] == REQUEST) & (event_kind[1:] == RESPONSE) & (keys[:-1] == keys[1:])
-        )
-        packets = events.copy()
-        if answered.size:
-            event_kind[answered] = PAIR
-            packets[answered] = events[answered + 1]
-            servers[answered] = servers[answered + 1]
-            keep = np.ones(events.size, bool)
-            keep[answered + 1] = False
-            events, event_kind, packets = events[keep], event_kind[keep], packets[keep]
-            keys, servers, sizes = keys[keep], servers[keep], sizes[keep]
         return Batch(
             counts,
-            event_kind.tolist(),
-            packets.tolist(),
-            times[events].tolist(),
-            keys.view(np.dtype((np.void, _KEY.itemsize))).tolist(),
-            servers.view(np.dtype((np.void, _SERVER.itemsize))).tolist(),
-            sizes.tolist(),
-            (~ok[packets]).tolist(),
+            event_kind,
+            events,
+            keys,
+            servers,
+            np.minimum(20 + msg_length, length)[events],
+            ~ok[events],
             times,
             offsets,
             payload,

@@ -1,12 +1,14 @@
 """Feed a capture file to the :class:`~stunscan.pcap.analyzer.Analyzer`, fast where it can be.
 
 A classic pcap of Ethernet frames is read in segments: ``recordwalk`` finds the records,
-``fastpath`` decides batches of them with numpy, and the loop here runs, in packet order,
-only what needs Python: pairing requests with responses, the records of servers seen for
-the first time, and the analyser's own per-packet code for every packet the fast path left
-to it. Anything else (pcapng, other link types) and whatever follows a damaged or truncated
-record goes through ``CaptureReader`` and ``Analyzer.feed`` as before, so the problem
-reported is the same too. ``tests/test_fast_pcap.py`` holds both ways to the same output.
+``fastpath`` decides batches of them with numpy, ``pairing`` pairs the requests and
+responses between two generic events a run at a time, and the loop here runs, in packet
+order, only what needs Python: the records of servers seen for the first time, the
+per-message pairing for the runs ``pairing`` leaves to it, and the analyser's own
+per-packet code for every packet the fast path left to it. Anything else (pcapng, other
+link types) and whatever follows a damaged or truncated record goes through
+``CaptureReader`` and ``Analyzer.feed`` as before, so the problem reported is the same too.
+``tests/test_fast_pcap.py`` holds both ways to the same output.
 """
 
 from __future__ import annotations
@@ -21,18 +23,20 @@ import numpy as np
 from stunscan.capture import fastpath
 from stunscan.capture.fastpath import (
     GENERIC,
-    PAIR,
+    OVER_TCP,
     REQUEST,
     RESPONSE,
     TCP_EMPTY,
     TCP_INDICATION,
     TCP_REQUEST,
+    TCP_RESPONSE,
     Batch,
     Classifier,
 )
 from stunscan.capture.files import PCAP_MAGICS, CaptureReader, Frame
 from stunscan.capture.recordwalk import CORRUPT, REACHED_LIMIT, RecordWalker
-from stunscan.pcap.analyzer import CLIENT_KEY, MAX_PENDING, PENDING_TIMEOUT, Analyzer
+from stunscan.pcap.analyzer import Analyzer
+from stunscan.pcap.pairing import KEY_BYTES, SERVER_BYTES, Pairer
 from stunscan.pcap.sighting import Sighting
 
 SEGMENT = 2 << 20
@@ -40,6 +44,8 @@ SEGMENT = 2 << 20
 BATCH = 16384
 """Records decided at a time (numpy's temporaries are a few hundred bytes per record)."""
 ETHERNET = 1
+SHORT_RUN = 24
+"""Runs of fewer events go one at a time: numpy's fixed cost would outweigh it."""
 
 
 def fast_enabled(head: bytes) -> bool:
@@ -71,6 +77,7 @@ class PcapFeed:
         self.fast = fast
         self.problem: str | None = None
         self.frames_read = 0
+        self.pairer = Pairer(analyzer)
 
     def __iter__(self) -> Iterator[list[Sighting]]:
         position = self.start
@@ -125,88 +132,117 @@ class PcapFeed:
         return position
 
     def _run(self, batch: Batch, buffer: np.ndarray, order: str) -> list[Sighting]:
-        """The events of a batch, in packet order, through the analyser's pairing."""
+        """The events of a batch, in packet order, through the analyser's pairing: runs of
+        requests and responses a run at a time (``stunscan.pcap.pairing``), the generic
+        events between them one at a time, as the analyser's own code."""
         analyzer = self.analyzer
         stats = analyzer.stats
         for name, count in batch.counts.items():
             setattr(stats, name, getattr(stats, name) + count)
+        self.pairer.saw(batch.times)
+        raw = memoryview(buffer)  # type: ignore[arg-type]
+        byteorder: Literal["little", "big"] = "little" if order == "<" else "big"
+        start = 0
+        for stop in [*np.flatnonzero(batch.types == GENERIC).tolist(), batch.types.size]:
+            if stop > start and (
+                stop - start < SHORT_RUN or not self._pair_run(batch, raw, start, stop)
+            ):
+                self._events(batch, raw, byteorder, start, stop)
+            if stop < batch.types.size:
+                at = int(batch.offsets[batch.packets[stop]])
+                caplen = int.from_bytes(raw[at + 8 : at + 12], byteorder)
+                when = float(batch.times[batch.packets[stop]])
+                frame = raw[at + 16 : at + 16 + caplen].tobytes()
+                analyzer.feed_frame(Frame(when, ETHERNET, frame))
+            start = stop + 1
+        return analyzer.drain()
+
+    def _pair_run(self, batch: Batch, raw: memoryview, start: int, stop: int) -> bool:
+        """Events ``start:stop`` (no generic one) paired at once; False if they are not a
+        run decided that way (nothing done then)."""
+        analyzer = self.analyzer
+        kinds = batch.types[start:stop]
+        tcp = OVER_TCP[kinds]
+        if analyzer.tcp_flows and tcp.any():
+            return False  # TCP events go the generic way while a flow is tracked
+        packets = batch.packets[start:stop]
+        plan = self.pairer.plan(
+            kinds, batch.keys[start:stop], batch.times[packets], batch.sizes[start:stop]
+        )
+        if plan is None:
+            return False
+        if tcp.any():
+            stats = analyzer.stats
+            carrying = kinds[tcp] != TCP_EMPTY
+            stats.frames += int(np.count_nonzero(tcp))
+            stats.tcp_messages += int(np.count_nonzero(carrying))
+            stats.malformed += int(np.count_nonzero(batch.malformed[start:stop][tcp][carrying]))
+            stats.requests += int(np.count_nonzero(kinds == TCP_REQUEST))
+            stats.indications += int(np.count_nonzero(kinds == TCP_INDICATION))
+            stats.responses += int(np.count_nonzero(kinds == TCP_RESPONSE))
+        responses = plan.responses
+        servers = batch.servers[start:stop][responses].view(SERVER_BYTES).ravel().tolist()
+        seen = analyzer.tally.servers
+        all_messages = analyzer.all_messages
+        for index, server in enumerate(servers):
+            if server in seen and not all_messages:
+                continue
+            event = start + int(responses[index])
+            transport = "tcp" if kinds[responses[index]] == TCP_RESPONSE else "udp"
+            packet = int(batch.packets[event])
+            self._emit(
+                batch,
+                raw,
+                packet,
+                float(batch.times[packet]),
+                transport,
+                plan.request_sizes[index],
+                batch.keys[event : event + 1].view(KEY_BYTES)[0].tobytes(),
+                server,
+                plan.moved[index],
+            )
+        return True
+
+    def _events(
+        self,
+        batch: Batch,
+        raw: memoryview,
+        byteorder: Literal["little", "big"],
+        start: int,
+        stop: int,
+    ) -> None:
+        """Events ``start:stop`` (no generic one) one at a time: ``Analyzer._request`` and
+        ``_pair`` themselves, for the runs ``stunscan.pcap.pairing`` leaves alone."""
+        analyzer = self.analyzer
+        stats = analyzer.stats
         request = analyzer._request
         pair = analyzer._pair
         servers = analyzer.tally.servers
-        tcp_flows = analyzer.tcp_flows
         all_messages = analyzer.all_messages
-        raw = memoryview(buffer)  # type: ignore[arg-type]
-        byteorder: Literal["little", "big"] = "little" if order == "<" else "big"
-        pending = analyzer.pending
-        by_client = analyzer.pending_by_client
-        paired = 0
-        stale = True
-        oldest: float | None = None
-        full = False
+        packets = batch.packets[start:stop]
         for kind, packet, when, key, server, size, bad in zip(
-            batch.types,
-            batch.packets,
-            batch.times,
-            batch.keys,
-            batch.servers,
-            batch.sizes,
-            batch.malformed,
+            batch.types[start:stop].tolist(),
+            packets.tolist(),
+            batch.times[packets].tolist(),
+            batch.keys[start:stop].view(KEY_BYTES).ravel().tolist(),
+            batch.servers[start:stop].view(SERVER_BYTES).ravel().tolist(),
+            batch.sizes[start:stop].tolist(),
+            batch.malformed[start:stop].tolist(),
             strict=True,
         ):
-            if kind == PAIR:
-                # Analyzer._request then _pair, when the ageing would remove nothing and
-                # the key and client are new: the request is added and taken back, paired,
-                # and the tables end as they were (so the view of them below stays true)
-                if stale:
-                    oldest = next(iter(pending.values()))[1] if pending else None
-                    full = len(pending) >= MAX_PENDING
-                    stale = False
-                if (
-                    not full
-                    and (oldest is None or oldest > when - PENDING_TIMEOUT)
-                    and key not in pending
-                    and not (by_client and key[:CLIENT_KEY] in by_client)
-                ):
-                    paired += 1
-                    if all_messages or server not in servers:
-                        moment = float(batch.times_of_packets[packet])
-                        self._emit(batch, raw, packet, moment, "udp", size, key, server, False)
-                    continue
-                request(when, key, size)  # and the response below
-                kind = RESPONSE
-                when = float(batch.times_of_packets[packet])
-            stale = True
             if kind == REQUEST:
-                # Analyzer._request, its ageing only checked here (it runs when due)
-                if pending and (
-                    len(pending) >= MAX_PENDING
-                    or not next(iter(pending.values()))[1] > when - PENDING_TIMEOUT
-                ):
-                    request(when, key, size)
-                else:
-                    pending[key] = (size, when)
-                    by_client[key[:CLIENT_KEY]] = key
+                request(when, key, size)
                 continue
             if kind == RESPONSE:
-                # Analyzer._pair for the usual case, the request found under its own key
-                asked = pending.pop(key, None)
-                if asked is None:
-                    request_size, moved = pair(key)
-                else:
-                    paired += 1
-                    request_size, moved = asked[0], False
-                    client = key[:CLIENT_KEY]
-                    if by_client.get(client) == key:
-                        del by_client[client]
+                request_size, moved = pair(key)
                 if all_messages or server not in servers:
                     self._emit(batch, raw, packet, when, "udp", request_size, key, server, moved)
                 continue
-            if kind == GENERIC or tcp_flows:
+            if analyzer.tcp_flows:  # TCP while a flow is tracked: the generic way
                 at = int(batch.offsets[packet])
                 caplen = int.from_bytes(raw[at + 8 : at + 12], byteorder)
-                analyzer.feed_frame(
-                    Frame(when, ETHERNET, raw[at + 16 : at + 16 + caplen].tobytes())
-                )
+                frame = raw[at + 16 : at + 16 + caplen].tobytes()
+                analyzer.feed_frame(Frame(when, ETHERNET, frame))
                 continue
             # TCP with no flow tracked: nothing stays behind (see fastpath)
             stats.frames += 1
@@ -224,8 +260,6 @@ class PcapFeed:
                 request_size, moved = pair(key)
                 if all_messages or server not in servers:
                     self._emit(batch, raw, packet, when, "tcp", request_size, key, server, moved)
-        stats.paired += paired
-        return analyzer.drain()
 
     def _emit(
         self,
