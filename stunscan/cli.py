@@ -123,15 +123,13 @@ def _integrity(message: Any, credentials: proto.Credentials | None) -> list[tupl
     a key that can't be made for a message is said once, not once per message."""
     if credentials is None or not hasattr(message, "message_bytes"):
         return []
-    wire = message.message_bytes()
     try:
-        key = proto.derive_key(wire, credentials).key
+        return proto.integrity_verdicts(message.message_bytes(), credentials)
     except ValueError as exc:
         if str(exc) not in _told:
             _told.add(str(exc))
             errors.print(f"stunscan: {exc}", markup=False, highlight=False)
         return []
-    return [(proto.attribute_name(a.code), ok) for a, _, ok in proto.integrity_results(wire, key)]
 
 
 def _warn(line: str) -> None:
@@ -371,6 +369,10 @@ def pcap(
         int,
         typer.Option(min=1, metavar="MiB", help="With --cluster: MiB of capture per task at most."),
     ] = 256,
+    password: Password = None,
+    username: Username = None,
+    realm: Realm = None,
+    key: KeyHex = None,
 ) -> None:
     """Analyse captures offline: find every STUN message, pair requests with responses,
     compute amplification, write the Shadowserver report. Scapy is not used."""
@@ -383,7 +385,7 @@ def pcap(
         workers=(workers, opt.WORKERS),
         tcp_buffer=(tcp_buffer, opt.TCP_BUFFER_MIB),
     )
-
+    credentials = _credentials(password, username, realm, key)
     if sort is not None and sort not in SORT_KEYS:
         _fail(f"unknown sort key {sort!r} (choose from {', '.join(SORT_KEYS)})")
     if any(not 0 <= p <= 0xFFFF for p in server_port or ()):
@@ -408,6 +410,7 @@ def pcap(
             sort,
             cluster,
             chunk_mib << 20,
+            credentials,
         )
     except OSError as exc:
         _fail(f"cannot write output: {exc}")

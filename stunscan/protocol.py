@@ -622,6 +622,14 @@ def derive_key(message: bytes, credentials: Credentials) -> DerivedKey:
     return DerivedKey(key, how, material)
 
 
+def integrity_verdicts(message: bytes, credentials: Credentials) -> list[tuple[str, bool]]:
+    """(attribute name, valid) for each MESSAGE-INTEGRITY(-SHA256) of ``message`` checked
+    with the key ``credentials`` make for it. ValueError if no key can be made for it (a
+    long-term ingredient missing from both the credentials and the message)."""
+    key = derive_key(message, credentials).key
+    return [(attribute_name(a.code), ok) for a, _, ok in integrity_results(message, key)]
+
+
 def integrity_results(message: bytes, key: bytes) -> list[tuple[RawAttribute, bytes, bool]]:
     """Every MESSAGE-INTEGRITY and MESSAGE-INTEGRITY-SHA256 of ``message``: the attribute,
     the HMAC computed with ``key`` over what it covers, and whether it matches."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 
+from stunscan import protocol as proto
 from stunscan.capture.files import CaptureError, is_capture
 from stunscan.capture.stream import TCP_BUFFER_BUDGET
 from stunscan.pcap.analyzer import Analyzer
@@ -141,6 +142,7 @@ def run_capture_analysis(
     sort: str | None = None,
     cluster: str | None = None,
     chunk_bytes: int | None = None,
+    credentials: proto.Credentials | None = None,
 ) -> int:
     """Analyse every capture; returns the number of records written.
 
@@ -149,8 +151,11 @@ def run_capture_analysis(
     all rows. With ``cluster`` (a Dask scheduler's address) every file's runs are analysed
     there (see stunscan.pcap.cluster), ``chunk_bytes`` of capture per task at most. Exits
     130 when interrupted (after writing what was found), 1 when there was nothing to read.
+    With ``credentials`` every record's MESSAGE-INTEGRITY is checked (JSON ``integrity``,
+    and a count in the summary).
     """
     warnings: list[str] = []
+    integrity = IntegrityTally(credentials)
 
     def say(message: str) -> None:
         errors.print(f"stunscan: {message}", markup=False, highlight=False, soft_wrap=True)
@@ -189,6 +194,7 @@ def run_capture_analysis(
         def emit(record: Record) -> None:
             nonlocal written
             written += 1
+            integrity.check(record)
             try:
                 for writer in writers:
                     writer.write(record)
@@ -211,7 +217,7 @@ def run_capture_analysis(
             if not chosen.keep(sighting, all_messages):
                 return
             counted = sighting.first and chosen.counts(sighting)
-            if not json_out and not sort and len(shown) >= table_rows:
+            if not json_out and not sort and not credentials and len(shown) >= table_rows:
                 fields = row_fields(sighting)
                 if fields is not None:
                     cells, amplification, family, software = fields
@@ -275,11 +281,49 @@ def run_capture_analysis(
             title += f" (first {len(shown)} shown; --csv or --json for all)"
         console.print(records_table(shown, title, console.width))
     report.print(summary_panel(analyzer.stats, summarize(analyzer.tally), chosen.note()))
+    if credentials is not None:
+        report.print(integrity.line(), markup=False, highlight=False)
+        warnings.extend(integrity.problems)
     for warning in warnings:
         say(f"warning: {printable(warning)}")
     if interrupted:
         raise SystemExit(INTERRUPTED)
     return written
+
+
+class IntegrityTally:
+    """MESSAGE-INTEGRITY(-SHA256) of every reported message checked with the credentials
+    given: each record's verdicts in its JSON (``integrity``), and the counts for the
+    summary. A message no key can be made for (a long-term key with no username or realm,
+    neither given nor in the message) counts as unchecked, and why is said once."""
+
+    def __init__(self, credentials: proto.Credentials | None) -> None:
+        self.credentials = credentials
+        self.valid = self.invalid = self.unchecked = 0
+        self.problems: list[str] = []
+
+    def check(self, record: Record) -> None:
+        if self.credentials is None or not record.message.is_stun:
+            return
+        try:
+            verdicts = proto.integrity_verdicts(record.message.data, self.credentials)
+        except ValueError as exc:
+            self.unchecked += 1
+            if str(exc) not in self.problems:
+                self.problems.append(str(exc))
+            return
+        record.extra["integrity"] = dict(verdicts)
+        for _, ok in verdicts:
+            if ok:
+                self.valid += 1
+            else:
+                self.invalid += 1
+
+    def line(self) -> str:
+        return (
+            f"MESSAGE-INTEGRITY checked: {self.valid} valid, {self.invalid} INVALID;"
+            f" {self.unchecked} messages with no key to check"
+        )
 
 
 def _analyse_file(
