@@ -13,11 +13,13 @@ from typing import Any
 from rich.console import Console
 
 from stunscan.capture.files import CaptureError, is_capture
+from stunscan.enrich.columns import Enrichment
+from stunscan.enrich.enricher import Enricher
 from stunscan.pcap.analyzer import Analyzer
 from stunscan.pcap.feed import PcapFeed
 from stunscan.pcap.parallel import analyse_in_parallel, plan
 from stunscan.pcap.sighting import Sighting, row_fields
-from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
+from stunscan.record import CSVWriter, JSONLinesWriter, Record, enrich_cells, open_output
 from stunscan.render.records import records_table, summary_panel
 from stunscan.tally import summarize
 
@@ -60,8 +62,10 @@ def run_capture_analysis(
     console: Console,
     errors: Console,
     workers: int = 1,
+    enricher: Enricher | None = None,
 ) -> int:
-    """Analyse every capture; returns the number of records written."""
+    """Analyse every capture; returns the number of records written. ``enricher`` fills
+    the enrichment columns (none: left empty)."""
     try:
         files = capture_files(inputs)
     except InputError as exc:
@@ -80,13 +84,32 @@ def run_capture_analysis(
         if json_out:
             writers.append(JSONLinesWriter(open_output(stack, json_out)))
 
+        def write(item: Record | list[str], enrichment: Enrichment | None) -> None:
+            """A row out, once its enrichment is complete (see stunscan.enrich.stream)."""
+            if isinstance(item, list):  # the CSV's cells alone (the fast path below)
+                if enrichment is not None:
+                    analyzer.tally.place(item[2], enrichment)
+                    enrich_cells(item, enrichment)
+                if csv_writer:
+                    csv_writer.write_cells(item)
+                return
+            if enrichment is not None:
+                item.enrichment = enrichment
+                analyzer.tally.place(item.ip, enrichment)
+            for writer in writers:
+                writer.write(item)
+
+        stream = enricher.stream(write) if enricher is not None else None
+
         def emit(record: Record) -> None:
             nonlocal written
             written += 1
-            for writer in writers:
-                writer.write(record)
             if len(shown) < table_rows:
                 shown.append(record)
+            if stream is not None:
+                stream.put(record.ip, record)
+            else:
+                write(record, None)
 
         def emit_sighting(sighting: Sighting) -> None:
             """A record to report, decoded in full only where a full record is wanted
@@ -99,7 +122,9 @@ def run_capture_analysis(
                     if sighting.first:
                         analyzer.tally.figures(amplification, family, software)
                     written += 1
-                    if csv_writer:
+                    if stream is not None:
+                        stream.put(cells[2], cells)
+                    elif csv_writer:
                         csv_writer.write_cells(cells)
                     return
             emit(analyzer.record(sighting))
@@ -126,13 +151,19 @@ def run_capture_analysis(
         except KeyboardInterrupt:
             warnings.append("interrupted: the summary covers what was read")
         analyzer.finish()
+        if stream is not None:
+            stream.close()
     report = errors if to_stdout else console
     if not to_stdout:
         title = f"{'messages' if all_messages else 'responding servers'}: {written}"
         if written > len(shown):
             title += f" (first {len(shown)} shown; --csv or --json for all)"
         console.print(records_table(shown, title))
-    report.print(summary_panel(analyzer.stats, summarize(analyzer.tally)))
+    summary = summarize(analyzer.tally)
+    if enricher is not None:
+        summary.enrichment_note = enricher.note()
+        enricher.close()
+    report.print(summary_panel(analyzer.stats, summary))
     for warning in warnings:
         errors.print(f"stunscan: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     return written

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from stunscan import protocol as proto
+from stunscan.enrich.columns import Enrichment
 from stunscan.probe.exchange import Exchange, Timing, exchange_tcp, exchange_udp
 from stunscan.probe.nat import NatReport, discover
 from stunscan.probe.targets import Target, TargetError, Unresolved, resolve
@@ -58,6 +59,8 @@ class HostReport:
     target: Target
     results: list[VariantResult] = field(default_factory=list)
     nat: NatReport | None = None
+    enrichment: Enrichment | None = None
+    """Where the address is, who routes it, its name (stunscan.enrich), once looked up."""
 
     @property
     def answered(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stunscan.enrich.columns import Enrichment
 from stunscan.probe import HostReport, VariantResult
 from stunscan.probe.exchange import Exchange
 from stunscan.record import Record
@@ -37,6 +38,13 @@ def record_of(exchange: Exchange) -> Record | None:
 
 def report_row(report: HostReport) -> Record | None:
     """The one row that stands for this host in the Shadowserver CSV."""
+    row = _chosen_row(report)
+    if row is not None:
+        row.enrichment = report.enrichment
+    return row
+
+
+def _chosen_row(report: HostReport) -> Record | None:
     answered = [r for r in report.results if r.exchange.answered]
     for name in ROW_PREFERENCE:
         for result in answered:
@@ -45,9 +53,11 @@ def report_row(report: HostReport) -> Record | None:
     return record_of(answered[0].exchange) if answered else None
 
 
-def _result_json(result: VariantResult) -> dict[str, Any]:
+def _result_json(result: VariantResult, enrichment: Enrichment | None) -> dict[str, Any]:
     exchange = result.exchange
     record = record_of(exchange)
+    if record is not None:
+        record.enrichment = enrichment
     out: dict[str, Any] = {
         "variant": result.variant,
         "transport": exchange.transport,
@@ -81,8 +91,10 @@ def host_json(report: HostReport) -> dict[str, Any]:
             "request_size": len(worst.exchange.request),
             "response_size": len(worst.exchange.answer),
         },
-        "results": [_result_json(r) for r in report.results],
+        "results": [_result_json(r, report.enrichment) for r in report.results],
     }
+    if report.enrichment is not None:
+        out.update(enrichment_json(report.enrichment))
     if report.nat is not None:
         nat = report.nat
         out["nat"] = {
@@ -102,4 +114,13 @@ def host_json(report: HostReport) -> dict[str, Any]:
                 for label, exchange in nat.tests
             ],
         }
+    return out
+
+
+def enrichment_json(enrichment: Enrichment) -> dict[str, Any]:
+    """The host's enrichment columns by name (as the report's row names them), AS
+    organisation included."""
+    names = ("hostname", "asn", "geo", "region", "city", "naics", "hostname_source", "sector")
+    out: dict[str, Any] = dict(zip(names, enrichment.cells(), strict=True))
+    out.update(enrichment.as_json())
     return out

@@ -22,6 +22,7 @@ RECORD_COLUMNS = (
     ("FINGERPRINT", "left", None),
     ("bytes", "right", 5),
     ("amp", "right", 5),
+    ("country", "left", None),
 )
 
 
@@ -31,6 +32,13 @@ def records_table(records: list[Any], title: str) -> Table:
     table = Table(title=title, header_style="bold", title_justify="left")
     for header, justify, least in RECORD_COLUMNS:
         table.add_column(header, justify=justify, overflow="fold", min_width=least)  # type: ignore[arg-type]
+    enriched = [r.enrichment for r in records if r.enrichment is not None]
+    with_as = any(e.place.as_text() for e in enriched)
+    with_host = any(e.hostname for e in enriched)
+    if with_as:
+        table.add_column("AS", overflow="fold")
+    if with_host:
+        table.add_column("hostname", overflow="fold")
     for record in records:
         mapped, xor = record.addresses()
         message = record.message
@@ -46,8 +54,21 @@ def records_table(records: list[Any], title: str) -> Table:
             check_mark(message.fingerprint),
             str(record.response_size),
             amplification,
+            *_place_cells(record.enrichment, with_as, with_host),
         )
     return table
+
+
+def _place_cells(enrichment: Any, with_as: bool, with_host: bool) -> list[Text]:
+    """The country of a row's server, its AS and hostname where any row has one."""
+    if enrichment is None:
+        return [Text("")] * (1 + with_as + with_host)
+    cells = [cell(enrichment.place.geo)]
+    if with_as:
+        cells.append(cell(enrichment.place.as_text()))
+    if with_host:
+        cells.append(cell(enrichment.hostname))
+    return cells
 
 
 def report_rows(
@@ -70,6 +91,11 @@ def report_rows(
     grid.add_row("amplification", noted(amplification, amplification_note))
     software = ", ".join(f"{printable(name)} ({count})" for name, count in summary.top_software)
     grid.add_row("top SOFTWARE", Text(software or "-"))
+    for label, top in (("top countries", summary.top_countries), ("top ASes", summary.top_ases)):
+        if top:
+            grid.add_row(label, Text(", ".join(f"{printable(n)} ({c})" for n, c in top)))
+    if summary.enrichment_note:
+        grid.add_row("enrichment", Text(printable(summary.enrichment_note), style="dim"))
 
 
 def summary_panel(stats: Any, summary: Any) -> Panel:

@@ -25,6 +25,7 @@ import numpy as np
 from rich.console import Console
 from rich.live import Live
 
+from stunscan.enrich.enricher import Enricher, EnrichOptions
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
 from stunscan.scan import display
 from stunscan.scan.answer import Answer
@@ -50,6 +51,7 @@ from stunscan.scan.targets import (
     read_exclusions,
 )
 from stunscan.scan.txid import TransactionKey
+from stunscan.scan.writer import Batch, WriterResult, run_writer
 from stunscan.tally import ServerTally, summarize
 from stunscan.text import endpoint_text
 
@@ -189,53 +191,59 @@ def _sniff(
     captures: list[Capture],
     validator: Validator,
     publish: Any,
-    csv_writer: CSVWriter | None,
-    json_writer: JSONLinesWriter | None,
+    out: Any,
+    with_csv: bool,
+    with_json: bool,
     pcap: PcapWriter | None,
     table_rows: int,
     stop: Any,
     channel: Any,
 ) -> None:
-    """The forked sniffer process: receive, write rows, report back through ``channel``.
+    """The forked sniffer process: receive, hand rows to the writer (``out``), report back
+    through ``channel``.
 
-    A row's cells come from the answer's bytes; only JSON lines and the table's first
-    rows decode it in full (see ``answer.py``)."""
+    A row's CSV line comes from the answer's bytes, its enrichment columns empty; the
+    writer process fills them (``writer.py``). Only the answers that JSON lines and the
+    table's first rows need whole are sent as they are."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tally = ServerTally()
-    shown: list[Record] = []
-    written = 0
+    written = detailed = 0
 
     def emit(answers: list[Answer]) -> None:
-        """A batch's answers (each a server not seen before) to the writers and tally."""
-        nonlocal written
+        """A batch's answers (each a server not seen before) to the writer and tally."""
+        nonlocal written, detailed
         written += len(answers)
         lines = []
+        sources = []
         for answer in answers:
             row = answer.line()
-            lines.append(row.line)
+            if with_csv:
+                lines.append(row.line)
+            sources.append(answer.source)
             tally.figures(row.amplification, answer.version, row.software)
-            if json_writer is not None or len(shown) < table_rows:
-                record = answer.record()
-                if json_writer is not None:
-                    json_writer.write(record)
-                if len(shown) < table_rows:
-                    shown.append(record)
-        if csv_writer is not None:
-            csv_writer.write_line("".join(lines))
+        details = answers if with_json else answers[: max(0, table_rows - detailed)]
+        detailed += len(details)
+        out.send(Batch(lines, sources, details))
 
     def flush() -> None:
-        for writer in (csv_writer, json_writer, pcap):
-            if writer is not None:
-                writer.flush()
+        if pcap is not None:
+            pcap.flush()
 
     keep = pcap.write if pcap is not None else None
-    stats = Sniffer(captures, validator, emit, flush, publish, keep).run(stop.is_set)
-    channel.send(ScanResult(stats, tally, shown, written))
+    try:
+        stats = Sniffer(captures, validator, emit, flush, publish, keep).run(stop.is_set)
+    finally:
+        out.send(None)
+        out.close()
+    channel.send(ScanResult(stats, tally, [], written))
     channel.close()
 
 
-def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
-    """The whole scan; returns the number of servers found."""
+def run_scan(
+    options: ScanOptions, console: Console, errors: Console, enricher: Enricher | None = None
+) -> int:
+    """The whole scan; returns the number of servers found. ``enricher`` fills the
+    enrichment columns (default: the embedded place data, no reverse lookups)."""
     plan = plan_scan(options)
     space = plan.space
     _check_privilege()
@@ -269,14 +277,22 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
             pcap = PcapWriter(stack.enter_context(open(options.pcap_out, "wb")))
         stop = context.Event()
         receiving, sending = context.Pipe(duplex=False)
+        rows_in, rows_out = context.Pipe(duplex=False)
+        written_in, written_out = context.Pipe(duplex=False)
+        if enricher is None:
+            enricher = Enricher.build(EnrichOptions())
+        enricher.preload()  # before the fork: the writer must not stall on it mid-scan
+        sys.stdout.flush()  # nothing buffered here may be written twice, by the processes
+        sys.stderr.flush()
         child = context.Process(
             target=_sniff,
             args=(
                 captures,
                 validator,
                 publish,
-                csv_writer,
-                json_writer,
+                rows_out,
+                csv_writer is not None,
+                json_writer is not None,
                 pcap,
                 options.table_rows,
                 stop,
@@ -284,12 +300,19 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
             ),
             daemon=True,
         )
-        sys.stdout.flush()  # nothing buffered here may be written twice, by both processes
-        sys.stderr.flush()
         child.start()
         sending.close()
+        rows_out.close()
         for capture in captures:  # the sniffer has its own
             capture.close()
+        writer = context.Process(
+            target=run_writer,
+            args=(rows_in, enricher, csv_writer, json_writer, options.table_rows, written_out),
+            daemon=True,
+        )
+        writer.start()
+        rows_in.close()
+        written_out.close()
         count = options.senders
         shared = context.Array("Q", 2 * count, lock=False)
 
@@ -320,7 +343,10 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
             _cooldown(options.cooldown, sent)
         stop.set()
         result: ScanResult = _collect(receiving, child, "sniffer")
-    _report(result, sent, plan, options, console, errors)
+        wrote: WriterResult = _collect(written_in, writer, "writer")
+    result.tally.add_places(wrote.places)
+    result.shown = wrote.shown
+    _report(result, sent, plan, options, console, errors, wrote.note)
     return result.written
 
 
@@ -438,6 +464,7 @@ def _report(
     options: ScanOptions,
     console: Console,
     errors: Console,
+    note: str = "",
 ) -> None:
     from stunscan.render.records import records_table
 
@@ -448,6 +475,8 @@ def _report(
         if result.written > len(result.shown):
             title += f" (first {len(result.shown)} shown; --csv or --json for all)"
         out.print(records_table(result.shown, title))
-    out.print(display.scan_summary(sent, result.stats, summarize(result.tally), plan, options))
+    summary = summarize(result.tally)
+    summary.enrichment_note = note
+    out.print(display.scan_summary(sent, result.stats, summary, plan, options))
     if sent.interrupted:
         errors.print("stunscan: interrupted: every answer received is in the output", markup=False)
