@@ -120,7 +120,10 @@ class Enricher:
         """One line: which data filled which columns (for the summaries)."""
         parts = [self.places.note() if self.places is not None else "no place data (--no-geoip)"]
         if self.ptr is not None:
-            outcomes = ", ".join(f"{n} {status}" for status, n in sorted(self.ptr_outcomes.items()))
+            outcomes = ", ".join(
+                f"{n} {'with a name' if status == NAME else status}"
+                for status, n in sorted(self.ptr_outcomes.items(), key=lambda item: -item[1])
+            )
             ptr = f"hostname from PTR via {self.ptr.described()}"
             if outcomes:
                 ptr += f" ({outcomes})"

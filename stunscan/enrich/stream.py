@@ -43,13 +43,13 @@ class RowStream(Generic[Item]):
         self.write = write
         self.count = count
         """Told each row's PTR outcome (a status of ptr.py, or LATE)."""
-        self.waiting: deque[tuple[float, str, Future[PtrAnswer], Item, str | None]] = deque()
+        self.waiting: deque[tuple[float, str, Future[PtrAnswer] | None, Item, str | None]]
+        self.waiting = deque()
 
     def put(self, ip: str, item: Item, hostname: str | None = None) -> None:
         """A row for server ``ip``; ``hostname``: a name the user gave (no lookup then)."""
         future = None if self.lookup is None or hostname is not None else self.lookup(ip)
-        if future is None:
-            self.pump()
+        if future is None and not self.waiting:
             self.write(item, self.enrich(ip, None, hostname))
             return
         self.waiting.append((time.monotonic() + self.timeout, ip, future, item, hostname))
@@ -60,7 +60,7 @@ class RowStream(Generic[Item]):
         now = time.monotonic()
         while self.waiting:
             deadline, ip, future, item, hostname = self.waiting[0]
-            if not future.done() and now < deadline:
+            if future is not None and not future.done() and now < deadline:
                 return
             self.waiting.popleft()
             self._write(ip, future, item, hostname)
@@ -73,12 +73,17 @@ class RowStream(Generic[Item]):
         """Write every row still waiting, each when answered or at its deadline."""
         while self.waiting:
             deadline, ip, future, item, hostname = self.waiting.popleft()
-            futures.wait([future], timeout=max(0.0, deadline - time.monotonic()))
+            if future is not None:
+                futures.wait([future], timeout=max(0.0, deadline - time.monotonic()))
             self._write(ip, future, item, hostname)
 
-    def _write(self, ip: str, future: Future[PtrAnswer], item: Item, hostname: str | None) -> None:
+    def _write(
+        self, ip: str, future: Future[PtrAnswer] | None, item: Item, hostname: str | None
+    ) -> None:
+        """``future`` None: a row that waited only for the rows before it."""
         answer: PtrAnswer | None = None
-        if future.done() and not future.cancelled() and future.exception() is None:
-            answer = future.result()
-        self.count(answer.status if answer is not None else LATE)
+        if future is not None:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                answer = future.result()
+            self.count(answer.status if answer is not None else LATE)
         self.write(item, self.enrich(ip, answer, hostname))
