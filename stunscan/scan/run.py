@@ -43,12 +43,16 @@ from stunscan.scan.sniffer import (
     open_capture,
 )
 from stunscan.scan.targets import (
+    SPECIAL_PURPOSE,
     TargetError,
     TargetSpace,
     address_text,
     blocklist,
     gather_targets,
+    merge,
+    parse_target,
     read_exclusions,
+    subtract,
 )
 from stunscan.scan.txid import TransactionKey
 from stunscan.scan.writer import Batch, WriterResult, run_writer
@@ -281,7 +285,8 @@ def run_scan(
         written_in, written_out = context.Pipe(duplex=False)
         if enricher is None:
             enricher = Enricher.build(EnrichOptions())
-        enricher.preload()  # before the fork: the writer must not stall on it mid-scan
+        if _reaches_global(space):  # else the embedded data has nothing to say
+            enricher.preload()  # before the fork: the writer must not stall on it mid-scan
         sys.stdout.flush()  # nothing buffered here may be written twice, by the processes
         sys.stderr.flush()
         child = context.Process(
@@ -348,6 +353,12 @@ def run_scan(
     result.shown = wrote.shown
     _report(result, sent, plan, options, console, errors, wrote.note)
     return result.written
+
+
+def _reaches_global(space: TargetSpace) -> bool:
+    """Whether any target lies outside the special-purpose ranges (a lab's do not)."""
+    special = merge(parse_target(cidr) for cidr, _ in SPECIAL_PURPOSE)
+    return bool(subtract(space.spans, special))
 
 
 def _share(total: int | None, count: int, slot: int) -> int | None:

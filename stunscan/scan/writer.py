@@ -107,7 +107,7 @@ def run_writer(
                     places.place(ip, enricher.enrichment(ip))
             if batch.lines and enricher.ptr is None:
                 lines_now(batch)
-            else:
+            elif batch.lines:
                 for line, source in zip(batch.lines, batch.sources, strict=True):
                     stream.put(_ip(source), line)
             for answer in batch.answers:
