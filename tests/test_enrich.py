@@ -235,6 +235,17 @@ def test_pcap_with_no_database_fills_geo_from_the_embedded_data(
     assert summary.count("ASN MaxMind DB") == 1 and "top countries" in summary
 
 
+def test_no_geoip_leaves_the_place_columns_empty(tmp_path: Path) -> None:
+    capture = _capture(tmp_path / "public.pcap", ["8.8.8.8"])
+    city = write(tmp_path / "c.mmdb", "city")
+    result = runner.invoke(app, ["pcap", str(capture), "--csv", "-", "--no-geoip",
+                                 "--geoip", str(city)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (row,) = _csv_rows(result.stdout.split("╭")[0])
+    assert (row["geo"], row["asn"], row["region"], row["city"]) == ("", "", "", "")
+    assert "no place data (--no-geoip)" in result.stderr or "--no-geoip" in result.output
+
+
 # --------------------------------------------------------------------------- sector map
 
 
