@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -406,6 +407,23 @@ def test_pcap_ptr_fills_hostname_and_defuses_hostile_names(tmp_path: Path, dns: 
     assert "\x1b" not in shown and "hostname" in shown
     flat = " ".join(shown.replace("│", " ").split())
     assert "PTR via 127.0.0.1" in flat and "(6 with a name, 1 no name)" in flat
+
+
+def test_rows_wait_for_a_silent_resolver_at_most_the_timeout(
+    tmp_path: Path, silent_port: int
+) -> None:
+    servers = [V4_SERVER, "203.0.113.20", "203.0.113.21", V6_SERVER]
+    capture = _capture(tmp_path / "lab.pcap", servers)
+    result = runner.invoke(app, ["pcap", str(capture), "--ptr", "--resolver",
+                                 f"127.0.0.1:{silent_port}", "--ptr-timeout", "0.5",
+                                 "--csv", "-"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = _csv_rows(result.stdout)
+    assert [row["ip"] for row in rows] == servers  # in order
+    assert all(row["hostname"] == row["hostname_source"] == "" for row in rows)
+    note = " ".join(result.stderr.replace("│", " ").split())
+    found = re.findall(r"(\d+) (timed out|late)", note)
+    assert sum(int(n) for n, _ in found) == len(servers), note  # each row let go, none kept
 
 
 def test_a_hostile_byte_in_a_name_stays_escaped() -> None:

@@ -17,6 +17,7 @@ as ``\\DDD``, never decoded from IDNA): text from the network, escaped again whe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import threading
 from concurrent.futures import Future
@@ -58,6 +59,14 @@ def parse_resolver(text: str) -> tuple[str, int]:
     if port_text and not (port_text.isdigit() and 0 < int(port_text) < 65536):
         raise ResolverError(f"--resolver {text!r}: not a port: {port_text!r}")
     return address, int(port_text) if port_text else 53
+
+
+async def _cancel_all() -> None:
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 class PtrResolver:
@@ -160,17 +169,19 @@ class PtrResolver:
         return self._resolver
 
     def close(self) -> None:
-        """Stop the loop (queries still in flight are abandoned)."""
+        """Stop the loop; queries still in flight are cancelled (and awaited, so that
+        none is left to the garbage collector half-run)."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None
-        if loop is not None and thread is not None:
-            for future in self.cache.values():
-                future.cancel()
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout=2)
-            if not thread.is_alive():
-                loop.close()
+        if loop is None or thread is None:
+            return
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(_cancel_all(), loop).result(timeout=2)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=2)
+        if not thread.is_alive():
+            loop.close()
 
     def described(self) -> str:
         if self.server is None:
