@@ -46,6 +46,10 @@ class ServerTally:
         if ip in self.placed:
             return
         self.placed.add(ip)
+        self.count_place(enrichment)
+
+    def count_place(self, enrichment: Enrichment) -> None:
+        """The same for a caller that knows the address is new."""
         place = enrichment.place
         if place.geo:
             self.countries[place.geo] += 1
@@ -57,7 +61,6 @@ class ServerTally:
         """Another tally's places (the scan's writer counts them apart from the sniffer)."""
         self.countries.update(other.countries)
         self.ases.update(other.ases)
-        self.placed |= other.placed
 
 
 @dataclass(slots=True)

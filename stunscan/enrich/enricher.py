@@ -56,6 +56,9 @@ class Enricher:
         self.ptr = ptr
         self.ptr_outcomes: Counter[str] = Counter()
         self._done: dict[str, Enrichment] = {}
+        self._plain: dict[Place, Enrichment] = {}
+        """One Enrichment per place, shared by every address without a hostname there (a
+        scan's writer makes each one's CSV text once)."""
 
     @classmethod
     def build(cls, options: EnrichOptions) -> Enricher:
@@ -71,6 +74,23 @@ class Enricher:
         ptr = PtrResolver(server, options.ptr_timeout) if options.ptr else None
         return cls(places, sectors, ptr)
 
+    @property
+    def constant(self) -> Enrichment | None:
+        """The one enrichment every address gets, if nothing here depends on the address
+        (no place data, no reverse lookups): a writer then looks nothing up per row."""
+        places = self.places
+        if self.ptr is not None:
+            return None
+        if places is not None and (places.databases or places.embedded is not None):
+            return None
+        return Enrichment()
+
+    def skip_embedded(self) -> None:
+        """No address of this run is global: the embedded data has nothing to say."""
+        if self.places is not None:
+            self.places.embedded = None
+            self.places.embedded_skipped = True
+
     def place(self, ip: str) -> Place:
         return NOWHERE if self.places is None else self.places.place(ip)
 
@@ -84,7 +104,11 @@ class Enricher:
         if hostname is None and answer is None:
             found = self._done.get(ip)
             if found is None:
-                found = self._done[ip] = self._make(ip, "", "")
+                place = self.place(ip)
+                found = self._plain.get(place)
+                if found is None:
+                    found = self._plain[place] = self._make(ip, "", "")
+                self._done[ip] = found
             return found
         if hostname is not None:
             return self._make(ip, hostname, USER_SOURCE)

@@ -4,7 +4,6 @@ a capture sees it many times."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from stunscan.enrich.mmdb import (
     open_database,
     search_paths,
 )
+from stunscan.enrich.special import is_special
 
 _RANK = {GEO: 1, AREA: 0, ASN: 2}
 """Files richer in place first: a City file's country before a Country file's."""
@@ -32,6 +32,8 @@ class Places:
     embedded: EmbeddedData | None
     """Used for the country and AS name when no database provides them; None: not used."""
     cache: dict[str, Place] = field(default_factory=dict)
+    embedded_skipped: bool = False
+    """The embedded data was not needed: every address of the run is special-purpose."""
 
     @classmethod
     def find(cls, named: list[Path] | None, use_embedded: bool = True) -> Places:
@@ -59,7 +61,7 @@ class Places:
         place = NOWHERE
         for database in self.databases:
             place = place.merged(database.place(ip))
-        if self.embedded is not None and _is_global(ip):
+        if self.embedded is not None and not is_special(ip):
             extra = self.embedded.place(ip)
             provided = self.provided
             if GEO in provided:
@@ -94,15 +96,8 @@ class Places:
                 "asn empty: no AS numbers without an ASN MaxMind DB (GeoLite2-ASN, DB-IP ASN"
                 " Lite or IPinfo Lite: --geoip FILE)"
             )
+        if self.embedded_skipped and not self.databases:
+            return "no place data: every target is a special-purpose address (--geoip FILE)"
         if not parts:
             return "no place data (--no-geoip)"
         return "; ".join(parts)
-
-
-def _is_global(ip: str) -> bool:
-    """Whether the embedded data can know the address (it marks every special-purpose range
-    as private anyway; the check saves loading it for a lab or a loopback capture)."""
-    try:
-        return ipaddress.ip_address(ip).is_global
-    except ValueError:
-        return False

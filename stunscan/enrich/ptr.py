@@ -24,6 +24,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from stunscan.enrich.special import is_special
+
 CONCURRENCY = 256
 DEFAULT_TIMEOUT = 2.0
 NAME, MISSING, TIMEOUT, FAILED = "name", "no name", "timed out", "failed"
@@ -92,12 +94,7 @@ class PtrResolver:
 
     def wanted(self, ip: str) -> bool:
         """Whether ``ip`` is looked up at all (see the module's docstring)."""
-        if self.server is not None:
-            return True
-        try:
-            return ipaddress.ip_address(ip).is_global
-        except ValueError:
-            return False
+        return self.server is not None or not is_special(ip)
 
     def lookup(self, ip: str) -> Future[PtrAnswer] | None:
         """The (shared, cached) future answer for ``ip``; None if it is not looked up."""

@@ -9,6 +9,7 @@ holds before it writes the summary, so nothing received is lost.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import secrets
 import signal
@@ -64,6 +65,7 @@ NEEDS_PRIVILEGE = (
     " capture raw packets: run it as root, or grant them with"
     " 'setcap cap_net_raw,cap_net_admin+eip' on the Python interpreter"
 )
+F_SETPIPE_SZ = 1031
 LOG_EVERY = 5.0
 SENDER_START = 0.2
 """Seconds given to extra sender processes to fork and set up before all start together."""
@@ -198,6 +200,7 @@ def _sniff(
     out: Any,
     with_csv: bool,
     with_json: bool,
+    with_sources: bool,
     pcap: PcapWriter | None,
     table_rows: int,
     stop: Any,
@@ -207,8 +210,9 @@ def _sniff(
     through ``channel``.
 
     A row's CSV line comes from the answer's bytes, its enrichment columns empty; the
-    writer process fills them (``writer.py``). Only the answers that JSON lines and the
-    table's first rows need whole are sent as they are."""
+    writer process fills them (``writer.py``), from the servers' addresses
+    (``with_sources``: unless nothing depends on them). Only the answers that JSON lines
+    and the table's first rows need whole are sent as they are."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tally = ServerTally()
     written = detailed = 0
@@ -218,16 +222,15 @@ def _sniff(
         nonlocal written, detailed
         written += len(answers)
         lines = []
-        sources = []
         for answer in answers:
             row = answer.line()
-            if with_csv:
-                lines.append(row.line)
-            sources.append(answer.source)
+            lines.append(row.line)
             tally.figures(row.amplification, answer.version, row.software)
+        sources = [answer.source for answer in answers] if with_sources else []
         details = answers if with_json else answers[: max(0, table_rows - detailed)]
         detailed += len(details)
-        out.send(Batch(lines, sources, details))
+        text = "".join(lines) if with_csv else ""
+        out.send(Batch(text, b"".join(sources), bytes(map(len, sources)), details))
 
     def flush() -> None:
         if pcap is not None:
@@ -282,11 +285,14 @@ def run_scan(
         stop = context.Event()
         receiving, sending = context.Pipe(duplex=False)
         rows_in, rows_out = context.Pipe(duplex=False)
+        _widen(rows_out)
         written_in, written_out = context.Pipe(duplex=False)
         if enricher is None:
             enricher = Enricher.build(EnrichOptions())
-        if _reaches_global(space):  # else the embedded data has nothing to say
+        if _reaches_global(space):
             enricher.preload()  # before the fork: the writer must not stall on it mid-scan
+        else:
+            enricher.skip_embedded()  # it has nothing to say of special-purpose addresses
         sys.stdout.flush()  # nothing buffered here may be written twice, by the processes
         sys.stderr.flush()
         child = context.Process(
@@ -298,6 +304,7 @@ def run_scan(
                 rows_out,
                 csv_writer is not None,
                 json_writer is not None,
+                enricher.constant is None,
                 pcap,
                 options.table_rows,
                 stop,
@@ -353,6 +360,15 @@ def run_scan(
     result.shown = wrote.shown
     _report(result, sent, plan, options, console, errors, wrote.note)
     return result.written
+
+
+def _widen(connection: Any) -> None:
+    """A 1 MiB pipe to the writer, not 64 KiB: a batch's rows in one write, not a dozen
+    (the kernel may refuse; then the default it is)."""
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(connection.fileno(), F_SETPIPE_SZ, 1 << 20)
 
 
 def _reaches_global(space: TargetSpace) -> bool:

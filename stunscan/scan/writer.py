@@ -31,14 +31,28 @@ FLUSH_EVERY = 0.25
 
 @dataclass(slots=True)
 class Batch:
-    """What the sniffer sends per batch of answers."""
+    """What the sniffer sends per batch of answers: few objects, so that pickling and
+    the pipe cost the sniffer about what writing the lines to a file did."""
 
-    lines: list[str]
-    """CSV lines made without enrichment (empty if no CSV is written)."""
-    sources: list[bytes]
-    """Each answer's server address, packed, in the order of ``lines``."""
+    text: str
+    """The CSV lines, made without enrichment, joined ("" if no CSV is written)."""
+    sources: bytes
+    """Each answer's server address, packed, one after another, in the order of the lines."""
+    sizes: bytes
+    """Each address's length (4 or 16), one byte per answer."""
     answers: list[Answer] = field(default_factory=list)
     """The answers a full record is made of (JSON, the table's first rows), in order."""
+
+    def addresses(self) -> list[bytes]:
+        blob, sizes = self.sources, self.sizes
+        if not sizes.strip(b"\x04"):  # IPv4 alone: the usual batch
+            return [blob[at : at + 4] for at in range(0, len(blob), 4)]
+        out = []
+        at = 0
+        for size in sizes:
+            out.append(blob[at : at + size])
+            at += size
+        return out
 
 
 @dataclass(slots=True)
@@ -79,17 +93,41 @@ def run_writer(
         if len(shown) < table_rows:
             shown.append(record)
 
-    def lines_now(batch: Batch) -> None:
+    texts: dict[int, str] = {}
+    """The CSV text of each distinct enrichment (the enricher shares them by place)."""
+
+    def new_server(source: bytes) -> Enrichment:
+        """A server not seen before: its enrichment (without hostname), counted."""
+        counted.add(source)
+        enrichment = enricher.enrichment(_ip(source))
+        places.count_place(enrichment)
+        return enrichment
+
+    constant = enricher.constant
+    constant_text = constant.csv_text() if constant is not None else ""
+
+    def lines_now(lines: list[str], sources: list[bytes]) -> None:
         """Without reverse lookups a line is complete at once: the batch's lines out
-        together, each server's columns made once (a scan of N ports sees it N times)."""
+        together, each server's columns made once (a scan of N ports sees it N times),
+        or, with nothing that depends on the address, the same columns for all."""
         assert csv_writer is not None
+        if constant is not None:
+            out = [fill_line(line, constant_text) for line in lines]
+            out.append("")
+            csv_writer.stream.write("\n".join(out))
+            return
         out = []
-        for line, source in zip(batch.lines, batch.sources, strict=True):
+        for line, source in zip(lines, sources, strict=True):
             text = columns.get(source)
             if text is None:
-                text = columns[source] = enricher.enrichment(_ip(source)).csv_text()
+                enrichment = new_server(source)
+                text = texts.get(id(enrichment))
+                if text is None:
+                    text = texts[id(enrichment)] = enrichment.csv_text()
+                columns[source] = text
             out.append(fill_line(line, text))
-        csv_writer.stream.write("".join(out))
+        out.append("")
+        csv_writer.stream.write("\n".join(out))
 
     stream = enricher.stream(write)
     flushed = time.monotonic()
@@ -100,16 +138,17 @@ def run_writer(
             batch: Batch | None = channel.recv()
             if batch is None:
                 break
-            for source in batch.sources:  # every server counted, whatever is written
-                if source not in counted:
-                    counted.add(source)
-                    ip = _ip(source)
-                    places.place(ip, enricher.enrichment(ip))
-            if batch.lines and enricher.ptr is None:
-                lines_now(batch)
-            elif batch.lines:
-                for line, source in zip(batch.lines, batch.sources, strict=True):
-                    stream.put(_ip(source), line)
+            sources = batch.addresses() if constant is None else []
+            lines = batch.text.split("\n")[:-1] if batch.text else []
+            if lines and enricher.ptr is None:
+                lines_now(lines, sources)
+            elif constant is None:
+                for source in sources:  # every server counted, whatever is written
+                    if source not in counted:
+                        new_server(source)
+            if lines and enricher.ptr is not None:
+                for line, source in zip(lines, sources, strict=True):
+                    stream.put(_ip(source), line + "\n")
             for answer in batch.answers:
                 stream.put(answer.ip, answer)
         stream.pump()
@@ -119,6 +158,7 @@ def run_writer(
             flushed = now
     stream.close()
     _flush(csv_writer, json_writer)
+    places.placed.clear()  # the parent wants the counts, not every address
     result.send(WriterResult(places, shown, enricher.note()))
     result.close()
     enricher.close()
