@@ -159,6 +159,27 @@ def test_hostile_record_values_are_blank_not_errors() -> None:
     assert mmdb.place_of(odd) == Place()
 
 
+def test_special_purpose_agrees_with_ipaddress() -> None:
+    """The fast check against Python's own is_global on random addresses (multicast and
+    the ranges IANA added since, 5f00::/16 and 6to4, are special here)."""
+    import ipaddress
+    import random
+
+    from stunscan.enrich.special import is_special
+
+    chance = random.Random(5)
+    numbers = [(4, chance.randrange(1 << 32)) for _ in range(20000)]
+    numbers += [(6, (0x2001 << 112) + chance.randrange(1 << 112)) for _ in range(5000)]
+    numbers += [(6, chance.randrange(1 << 128)) for _ in range(5000)]
+    for version, number in numbers:
+        address = ipaddress.IPv4Address(number) if version == 4 else ipaddress.IPv6Address(number)
+        if address.is_multicast or str(address).startswith(("5f00:", "2002:")):
+            assert is_special(str(address))
+            continue
+        assert is_special(str(address)) == (not address.is_global), address
+    assert is_special("not an address") and not is_special("8.8.8.8")
+
+
 # --------------------------------------------------------------------------- embedded default
 
 

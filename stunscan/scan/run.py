@@ -29,7 +29,7 @@ from rich.live import Live
 from stunscan.enrich.enricher import Enricher, EnrichOptions
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
 from stunscan.scan import display
-from stunscan.scan.answer import Answer
+from stunscan.scan.answer import Answer, Asked
 from stunscan.scan.frames import WIRE_OVERHEAD, FrameBuilder, build_template
 from stunscan.scan.order import CyclicOrder
 from stunscan.scan.pcapout import PcapWriter
@@ -198,27 +198,31 @@ def _sniff(
     validator: Validator,
     publish: Any,
     out: Any,
-    with_csv: bool,
-    with_json: bool,
+    csv_writer: CSVWriter | None,
+    json_writer: JSONLinesWriter | None,
     with_sources: bool,
     pcap: PcapWriter | None,
     table_rows: int,
     stop: Any,
     channel: Any,
 ) -> None:
-    """The forked sniffer process: receive, hand rows to the writer (``out``), report back
-    through ``channel``.
+    """The forked sniffer process: receive, hand rows on, report back through ``channel``.
 
-    A row's CSV line comes from the answer's bytes, its enrichment columns empty; the
-    writer process fills them (``writer.py``), from the servers' addresses
-    (``with_sources``: unless nothing depends on them). Only the answers that JSON lines
-    and the table's first rows need whole are sent as they are."""
+    A row's CSV line comes from the answer's bytes. When its enrichment depends on the
+    server's address, the line leaves it empty and goes to the writer process (``out``,
+    ``writer.py``) with the servers' addresses (``with_sources``); the answers that JSON
+    lines and the table's first rows need whole go as they are. When nothing depends on
+    the address (``out`` None), the rows already hold it (``Asked.enrichment``) and are
+    written here, as before enrichment existed: a lab's or a benchmark's scan pays
+    nothing for it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tally = ServerTally()
+    shown: list[Record] = []
     written = detailed = 0
+    with_csv = csv_writer is not None
 
     def emit(answers: list[Answer]) -> None:
-        """A batch's answers (each a server not seen before) to the writer and tally."""
+        """A batch's answers (each a server not seen before) to the writer(s) and tally."""
         nonlocal written, detailed
         written += len(answers)
         lines = []
@@ -226,23 +230,41 @@ def _sniff(
             row = answer.line()
             lines.append(row.line)
             tally.figures(row.amplification, answer.version, row.software)
+        if out is None:
+            _write_here(answers, lines)
+            return
         sources = [answer.source for answer in answers] if with_sources else []
-        details = answers if with_json else answers[: max(0, table_rows - detailed)]
+        details = answers if json_writer is not None else answers[: max(0, table_rows - detailed)]
         detailed += len(details)
         text = "".join(lines) if with_csv else ""
         out.send(Batch(text, b"".join(sources), bytes(map(len, sources)), details))
 
+    def _write_here(answers: list[Answer], lines: list[str]) -> None:
+        if csv_writer is not None:
+            csv_writer.write_line("".join(lines))
+        if json_writer is not None or len(shown) < table_rows:
+            for answer in answers:
+                if json_writer is None and len(shown) >= table_rows:
+                    break
+                record = answer.record()
+                if json_writer is not None:
+                    json_writer.write(record)
+                if len(shown) < table_rows:
+                    shown.append(record)
+
     def flush() -> None:
-        if pcap is not None:
-            pcap.flush()
+        for writer in (pcap, *((csv_writer, json_writer) if out is None else ())):
+            if writer is not None:
+                writer.flush()
 
     keep = pcap.write if pcap is not None else None
     try:
         stats = Sniffer(captures, validator, emit, flush, publish, keep).run(stop.is_set)
     finally:
-        out.send(None)
-        out.close()
-    channel.send(ScanResult(stats, tally, [], written))
+        if out is not None:
+            out.send(None)
+            out.close()
+    channel.send(ScanResult(stats, tally, shown, written))
     channel.close()
 
 
@@ -293,6 +315,10 @@ def run_scan(
             enricher.preload()  # before the fork: the writer must not stall on it mid-scan
         else:
             enricher.skip_embedded()  # it has nothing to say of special-purpose addresses
+        constant = enricher.constant
+        if constant is not None:  # the rows hold it as they are made: no writer process
+            validator.asked = Asked(validator.request_size, validator.clients, validator.keyed,
+                                    constant, f",{constant.csv_text()},")  # fmt: skip
         sys.stdout.flush()  # nothing buffered here may be written twice, by the processes
         sys.stderr.flush()
         child = context.Process(
@@ -301,10 +327,10 @@ def run_scan(
                 captures,
                 validator,
                 publish,
-                rows_out,
-                csv_writer is not None,
-                json_writer is not None,
-                enricher.constant is None,
+                rows_out if constant is None else None,
+                csv_writer,
+                json_writer,
+                constant is None,
                 pcap,
                 options.table_rows,
                 stop,
@@ -317,12 +343,14 @@ def run_scan(
         rows_out.close()
         for capture in captures:  # the sniffer has its own
             capture.close()
-        writer = context.Process(
-            target=run_writer,
-            args=(rows_in, enricher, csv_writer, json_writer, options.table_rows, written_out),
-            daemon=True,
-        )
-        writer.start()
+        writer = None
+        if constant is None:
+            writer = context.Process(
+                target=run_writer,
+                args=(rows_in, enricher, csv_writer, json_writer, options.table_rows, written_out),
+                daemon=True,
+            )
+            writer.start()
         rows_in.close()
         written_out.close()
         count = options.senders
@@ -355,10 +383,12 @@ def run_scan(
             _cooldown(options.cooldown, sent)
         stop.set()
         result: ScanResult = _collect(receiving, child, "sniffer")
-        wrote: WriterResult = _collect(written_in, writer, "writer")
-    result.tally.add_places(wrote.places)
-    result.shown = wrote.shown
-    _report(result, sent, plan, options, console, errors, wrote.note)
+        note = enricher.note()
+        if writer is not None:
+            wrote: WriterResult = _collect(written_in, writer, "writer")
+            result.tally.add_places(wrote.places)
+            result.shown, note = wrote.shown, wrote.note
+    _report(result, sent, plan, options, console, errors, note)
     return result.written
 
 

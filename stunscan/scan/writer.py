@@ -2,12 +2,15 @@
 the rows, so that nothing of enrichment runs in the sniffer's receive loop.
 
 The sniffer makes each answer's CSV line from the ring's bytes with the enrichment columns
-empty (``rows.py``, ``Answer.line``) and sends a batch at a time down a pipe: the lines,
-the servers' packed addresses, and the answers themselves where a full record is wanted
-(JSON lines, the table's first rows). Here each line gets its server's columns (cached per
-address: one lookup per server, not per port) and goes to the CSV; records are decoded,
-enriched and written as JSON. With ``--ptr`` a row waits for its reverse lookup at most
-the timeout (``stunscan.enrich.stream``) while the pipe keeps being read. The countries
+empty (``rows.py``, ``Answer.line``) and sends a batch at a time down a pipe: the lines as
+one text, the servers' packed addresses as one bytes, and the answers themselves where a
+full record is wanted (JSON lines, the table's first rows). Here each line gets its
+server's columns (one lookup per server, not per port; the CSV text made once per place)
+and goes to the CSV; records are decoded, enriched and written as JSON. (When nothing
+depends on the address, no place data for the targets and no reverse lookups, there is no
+writer: the sniffer's rows hold the one enrichment as they are made.) With ``--ptr`` a
+row waits for its reverse lookup at most the timeout (``stunscan.enrich.stream``) while
+the pipe keeps being read. The countries
 and ASes of the summary are counted here; the rest of the tally stays in the sniffer.
 """
 
