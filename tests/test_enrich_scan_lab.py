@@ -113,3 +113,31 @@ def test_a_scan_fills_every_column(lab: tuple[Lab, DnsServer], tmp_path: Path) -
     assert len(asked) == len(NAMES)  # each server once, though stund's is on two ports
     log = dns.log.read_text()
     assert f"from {SCANNER_V4}" in log
+
+
+def test_place_data_alone_goes_through_the_writer(
+    lab: tuple[Lab, DnsServer], tmp_path: Path
+) -> None:
+    """Without --ptr but with place data for the targets, the writer process fills the
+    columns per server (one lookup per address, though stund answers on two)."""
+    running, _dns = lab
+    asn = write(tmp_path / "asn.mmdb", "asn")
+    out_csv = tmp_path / "s.csv"
+    command = [
+        sys.executable, "-m", "stunscan", "scan", "203.0.113.0/26", "2001:db8:1::/120",
+        "--allow", "203.0.113.0/24", "--allow", "2001:db8::/32", "-p", "3478,3479",
+        "--rate", "2000", "--cooldown", "1", "--source-port", "40000", "--csv", str(out_csv),
+        "--geoip", str(asn), "--table-rows", "3",
+    ]  # fmt: skip
+    result = subprocess.run(running.in_scanner(*command), capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with out_csv.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["ip"] for row in rows} >= EXPECTED_V4 | EXPECTED_V6
+    for row in rows:
+        place = RANGES["2001:db8:1::/64" if ":" in row["ip"] else "203.0.113.0/24"]
+        assert (row["asn"], row["geo"], row["hostname"], row["naics"]) == (
+            str(place["asn"]), "", "", "0")  # fmt: skip
+    summary = " ".join(result.stdout.replace("│", " ").split())
+    assert "AS64500 Example Net One" in summary and "asn from GeoLite2-ASN" in summary
