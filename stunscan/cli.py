@@ -60,6 +60,60 @@ def main_options(
     """stunscan: STUN messages built, dissected and explained with Scapy."""
 
 
+# The enrichment options, one definition each, shared by scan, pcap and probe.
+GeoipPaths = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--geoip",
+        help="MaxMind DB file or folder (repeatable): GeoLite2/GeoIP2 City, Country, ASN, DB-IP"
+        " Lite, IPinfo Lite, ip-location-db. Default: $STUNSCAN_GEOIP, /usr/share/GeoIP,"
+        " /var/lib/GeoIP, /usr/local/share/GeoIP, ~/.local/share/GeoIP; else geo and AS names"
+        " from the GeoLite2 data bundled with geoip2fast (MaxMind, CC BY-SA 4.0).",
+    ),
+]
+NoGeoip = Annotated[bool, typer.Option("--no-geoip", help="Leave asn, geo, region and city empty.")]
+SectorMap = Annotated[
+    Path | None,
+    typer.Option("--sector-map", help="CSV asn,naics,sector: fills naics and sector by AS."),
+]
+Resolver = Annotated[
+    str | None,
+    typer.Option(
+        "--resolver",
+        help="DNS server IP[:PORT] for reverse lookups (default: the system's, and then only"
+        " for global addresses).",
+    ),
+]
+PtrTimeout = Annotated[
+    float, typer.Option("--ptr-timeout", help="Seconds a row waits for its reverse lookup.")
+]
+PtrOn = Annotated[
+    bool, typer.Option("--ptr", help="Reverse-lookup each server's name (hostname column).")
+]
+PtrOff = Annotated[
+    bool, typer.Option("--no-ptr", help="No reverse lookup of the addresses probed.")
+]
+
+
+def _enricher(
+    geoip: list[Path] | None,
+    no_geoip: bool,
+    sector_map: Path | None,
+    ptr: bool,
+    resolver: str | None,
+    ptr_timeout: float,
+) -> Any:
+    """The enrichment the options ask for; one line and exit 2 for a file or resolver that
+    will not do."""
+    from stunscan.enrich.enricher import Enricher, EnrichError, EnrichOptions
+
+    options = EnrichOptions(geoip, not no_geoip, sector_map, ptr, resolver, ptr_timeout)
+    try:
+        return Enricher.build(options)
+    except EnrichError as exc:
+        _fail(str(exc))
+
+
 Inputs = Annotated[
     list[str],
     typer.Argument(
@@ -373,6 +427,12 @@ def pcap(
     username: Username = None,
     realm: Realm = None,
     key: KeyHex = None,
+    geoip: GeoipPaths = None,
+    no_geoip: NoGeoip = False,
+    sector_map: SectorMap = None,
+    ptr: PtrOn = False,
+    resolver: Resolver = None,
+    ptr_timeout: PtrTimeout = 2.0,
 ) -> None:
     """Analyse captures offline: find every STUN message, pair requests with responses,
     compute amplification, write the Shadowserver report. Scapy is not used."""
@@ -395,6 +455,7 @@ def pcap(
     except FilterError as exc:
         _fail(str(exc))
     chosen = ReportFilter(include_peers, public_only, frozenset(server_port or ()), networks)
+    enricher = _enricher(geoip, no_geoip, sector_map, ptr, resolver, ptr_timeout)
     try:
         run_capture_analysis(
             inputs,
@@ -411,6 +472,7 @@ def pcap(
             cluster,
             chunk_mib << 20,
             credentials,
+            enricher,
         )
     except OSError as exc:
         _fail(f"cannot write output: {exc}")
@@ -479,6 +541,12 @@ def probe(
             "--json", metavar="PATH", help="Write one JSON object per host ('-': stdout)."
         ),
     ] = None,
+    geoip: GeoipPaths = None,
+    no_geoip: NoGeoip = False,
+    sector_map: SectorMap = None,
+    no_ptr: PtrOff = False,
+    resolver: Resolver = None,
+    ptr_timeout: PtrTimeout = 2.0,
 ) -> None:
     """Probe single hosts: every attribute of the answers decoded, amplification per request
     variant, the worst case and a plain verdict. Exit 0 if any host answered, else 1."""
@@ -512,8 +580,11 @@ def probe(
     settings = Probe(
         chosen, udp, tcp, Timing(rto=rto, transmissions=transmissions, timeout=timeout)
     )
+    enricher = _enricher(geoip, no_geoip, sector_map, not no_ptr, resolver, ptr_timeout)
     try:
-        answered = run_probes(asked, settings, family, parallel, csv_out, json_out, console, errors)
+        answered = run_probes(
+            asked, settings, family, parallel, csv_out, json_out, console, errors, enricher
+        )
     except ValueError as exc:
         _fail(str(exc))
     except OSError as exc:
@@ -646,6 +717,12 @@ def scan(
             help="Send to ranges lifted by --allow even when their route is the default route.",
         ),
     ] = False,
+    geoip: GeoipPaths = None,
+    no_geoip: NoGeoip = False,
+    sector_map: SectorMap = None,
+    ptr: PtrOn = False,
+    resolver: Resolver = None,
+    ptr_timeout: PtrTimeout = 2.0,
 ) -> None:
     """Scan many hosts statelessly: raw probes at a set rate, answers validated by keyed
     transaction IDs, rows streamed as they arrive. Needs CAP_NET_RAW (root)."""
@@ -709,7 +786,8 @@ def scan(
             return
         from stunscan.scan.run import run_scan
 
-        run_scan(options, console, errors)
+        enricher = _enricher(geoip, no_geoip, sector_map, ptr, resolver, ptr_timeout)
+        run_scan(options, console, errors, enricher)
     except ScanError as exc:
         _fail(str(exc))
     except ScanInterrupted:

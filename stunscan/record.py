@@ -2,7 +2,8 @@
 
 The CSV has the report's 28 columns in the report's order and formats (see DESIGN.md):
 timestamps in UTC, hex without 0x except FINGERPRINT, amplification with two decimals.
-Columns stunscan cannot know offline (asn, geo, naics...) stay empty. Every cell is
+The enrichment columns (hostname, asn, geo, region, city, naics, hostname_source, sector)
+come from ``stunscan.enrich``; a record without enrichment leaves them empty. Every cell is
 guarded against spreadsheet formula injection, since SOFTWARE is whatever the server sent.
 """
 
@@ -23,6 +24,7 @@ from typing import IO, Any
 from stunscan import protocol as proto
 from stunscan import roles
 from stunscan.codec import Message
+from stunscan.enrich.columns import Enrichment
 from stunscan.jsonout import json_text
 from stunscan.jsonshape import address_json, codec_attribute_json, endpoint_json
 from stunscan.text import printable
@@ -87,6 +89,8 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict)
     pair_key: bytes | None = field(default=None, repr=False)
     """How this response pairs with its request (for merging parallel runs); not output."""
+    enrichment: Enrichment | None = None
+    """The columns a response does not carry (stunscan.enrich), once looked up."""
 
     @property
     def direction(self) -> str:
@@ -166,6 +170,7 @@ class Record:
                     self.fingerprint_value(),
                     self.amplification,
                     self.response_size,
+                    self.enrichment,
                 ),
                 strict=True,
             )
@@ -197,6 +202,8 @@ class Record:
             malformed=list(self.message.malformed),
             attributes=[codec_attribute_json(a) for a in self.message.attributes],
         )
+        if self.enrichment is not None:
+            result.update(self.enrichment.as_json())
         result.update(self.extra)
         return result
 
@@ -237,24 +244,28 @@ def row_cells(
     fingerprint: int | None,
     amplification: float,
     response_size: int,
+    enrichment: Enrichment | None = None,
 ) -> list[str]:
     """The cells of a report row in COLUMNS order, unescaped (see safe_cell); shared by
     :meth:`Record.row` and ``stunscan.csvrow``, so that both format alike."""
+    hostname, asn, geo, region, city, naics, source, sector = (
+        _NOT_ENRICHED if enrichment is None else enrichment.cells()
+    )
     return [
         _utc_text(math.floor(when)),
         "medium",
         ip,
         protocol,
         str(port),
-        "",
+        hostname,
         "stun",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
-        "",
+        asn,
+        geo,
+        region,
+        city,
+        naics,
+        source,
+        sector,
         transaction_id.hex(),
         f"{cookie:08x}" if cookie is not None else transaction_id[:4].hex(),
         str(length),
@@ -270,6 +281,21 @@ def row_cells(
         f"{amplification:.2f}",
         str(response_size),
     ]
+
+
+_NOT_ENRICHED = ("",) * 8
+ENRICHED_AT = tuple(
+    COLUMNS.index(name)
+    for name in ("hostname", "asn", "geo", "region", "city", "naics", "hostname_source", "sector")
+)
+"""Where :meth:`Enrichment.cells` go in a row."""
+
+
+def enrich_cells(cells: list[str], enrichment: Enrichment) -> list[str]:
+    """A row's cells (made without enrichment) with the enrichment columns filled."""
+    for at, value in zip(ENRICHED_AT, enrichment.cells(), strict=True):
+        cells[at] = value
+    return cells
 
 
 @functools.lru_cache(maxsize=256)

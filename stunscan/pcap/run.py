@@ -18,13 +18,15 @@ from rich.console import Console
 from stunscan import protocol as proto
 from stunscan.capture.files import CaptureError, is_capture
 from stunscan.capture.stream import TCP_BUFFER_BUDGET
+from stunscan.enrich.columns import Enrichment
+from stunscan.enrich.enricher import Enricher
 from stunscan.pcap.analyzer import Analyzer
 from stunscan.pcap.feed import PcapFeed
 from stunscan.pcap.filters import ReportFilter
 from stunscan.pcap.parallel import analyse_in_parallel, plan
 from stunscan.pcap.progress import RunProgress
 from stunscan.pcap.sighting import Sighting, row_fields
-from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
+from stunscan.record import CSVWriter, JSONLinesWriter, Record, enrich_cells, open_output
 from stunscan.render.records import records_table, summary_panel
 from stunscan.tally import summarize
 from stunscan.text import printable
@@ -143,6 +145,7 @@ def run_capture_analysis(
     cluster: str | None = None,
     chunk_bytes: int | None = None,
     credentials: proto.Credentials | None = None,
+    enricher: Enricher | None = None,
 ) -> int:
     """Analyse every capture; returns the number of records written.
 
@@ -152,7 +155,8 @@ def run_capture_analysis(
     there (see stunscan.pcap.cluster), ``chunk_bytes`` of capture per task at most. Exits
     130 when interrupted (after writing what was found), 1 when there was nothing to read.
     With ``credentials`` every record's MESSAGE-INTEGRITY is checked (JSON ``integrity``,
-    and a count in the summary).
+    and a count in the summary). ``enricher`` fills the enrichment columns (none: left
+    empty).
     """
     warnings: list[str] = []
     integrity = IntegrityTally(credentials)
@@ -191,15 +195,33 @@ def run_capture_analysis(
         if json_out:
             writers.append(JSONLinesWriter(open_output(stack, json_out)))
 
+        def write(item: Record | list[str], enrichment: Enrichment | None) -> None:
+            """A row out, once its enrichment is complete (see stunscan.enrich.stream)."""
+            if isinstance(item, list):  # the CSV's cells alone (the fast path below)
+                if enrichment is not None:
+                    analyzer.tally.place(item[2], enrichment)
+                    enrich_cells(item, enrichment)
+                try:
+                    if csv_writer:
+                        csv_writer.write_cells(item)
+                except OSError as exc:
+                    raise OutputError from exc
+                return
+            if enrichment is not None:
+                item.enrichment = enrichment
+                analyzer.tally.place(item.ip, enrichment)
+            try:
+                for writer in writers:
+                    writer.write(item)
+            except OSError as exc:
+                raise OutputError from exc
+
+        stream = enricher.stream(write) if enricher is not None else None
+
         def emit(record: Record) -> None:
             nonlocal written
             written += 1
             integrity.check(record)
-            try:
-                for writer in writers:
-                    writer.write(record)
-            except OSError as exc:
-                raise OutputError from exc
             if sort:
                 entry = (record.amplification if record.direction == "response" else 0.0,
                          -written, record)  # fmt: skip
@@ -209,6 +231,10 @@ def run_capture_analysis(
                     heapq.heappushpop(ranked, entry)
             elif len(shown) < table_rows:
                 shown.append(record)
+            if stream is not None:
+                stream.put(record.ip, record)
+            else:
+                write(record, None)
 
         def emit_sighting(sighting: Sighting) -> None:
             """A record to report, decoded in full only where a full record is wanted
@@ -224,11 +250,10 @@ def run_capture_analysis(
                     if counted:
                         analyzer.tally.figures(amplification, family, software)
                     written += 1
-                    if csv_writer:
-                        try:
-                            csv_writer.write_cells(cells)
-                        except OSError as exc:
-                            raise OutputError from exc
+                    if stream is not None:
+                        stream.put(cells[2], cells)
+                    else:
+                        write(cells, None)
                     return
             record = sighting.record()
             if counted:
@@ -272,6 +297,8 @@ def run_capture_analysis(
             interrupted = True
             warnings.append("interrupted: the rows and the summary cover what was read")
         analyzer.finish()
+        if stream is not None:
+            stream.close()
     if sort:
         shown = [record for _, _, record in sorted(ranked, reverse=True)]
     report = errors if to_stdout else console
@@ -280,7 +307,11 @@ def run_capture_analysis(
         if written > len(shown):
             title += f" (first {len(shown)} shown; --csv or --json for all)"
         console.print(records_table(shown, title, console.width))
-    report.print(summary_panel(analyzer.stats, summarize(analyzer.tally), chosen.note()))
+    summary = summarize(analyzer.tally)
+    if enricher is not None:
+        summary.enrichment_note = enricher.note()
+        enricher.close()
+    report.print(summary_panel(analyzer.stats, summary, chosen.note()))
     if credentials is not None:
         report.print(integrity.line(), markup=False, highlight=False)
         warnings.extend(integrity.problems)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from stunscan import protocol as proto
+from stunscan.enrich.columns import Enrichment
 from stunscan.probe.exchange import Exchange, Timing, exchange_tcp, exchange_udp
 from stunscan.probe.nat import NatReport, discover
 from stunscan.probe.targets import Target, TargetError, Unresolved, resolve
@@ -60,6 +61,8 @@ class HostReport:
     target: Target
     results: list[VariantResult] = field(default_factory=list)
     nat: NatReport | None = None
+    enrichment: Enrichment | None = None
+    """Where the address is, who routes it, its name (stunscan.enrich), once looked up."""
 
     def every_exchange(self) -> list[VariantResult]:
         """Every request sent: the variants', then NAT discovery's tests (each an answer

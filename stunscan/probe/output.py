@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stunscan.enrich.columns import Enrichment
 from stunscan.jsonshape import address_json
 from stunscan.probe import HostReport, VariantResult
 from stunscan.probe.exchange import Exchange
@@ -39,6 +40,13 @@ def record_of(exchange: Exchange) -> Record | None:
 
 def report_row(report: HostReport) -> Record | None:
     """The one row that stands for this host in the Shadowserver CSV."""
+    row = _chosen_row(report)
+    if row is not None:
+        row.enrichment = report.enrichment
+    return row
+
+
+def _chosen_row(report: HostReport) -> Record | None:
     answered = [r for r in report.results if r.exchange.answered]
     for name in ROW_PREFERENCE:
         for result in answered:
@@ -51,9 +59,11 @@ def _endpoint(endpoint: tuple[str, int] | None) -> dict[str, Any] | None:
     return None if endpoint is None else address_json(*endpoint)
 
 
-def _result_json(result: VariantResult) -> dict[str, Any]:
+def _result_json(result: VariantResult, enrichment: Enrichment | None) -> dict[str, Any]:
     exchange = result.exchange
     record = record_of(exchange)
+    if record is not None:
+        record.enrichment = enrichment
     out: dict[str, Any] = {
         "variant": result.variant,
         "transport": exchange.transport,
@@ -95,11 +105,13 @@ def host_json(report: HostReport) -> dict[str, Any]:
             "request_size": len(worst.exchange.request),
             "response_size": len(worst.exchange.answer),
         },
-        "results": [_result_json(r) for r in report.results],
+        "results": [_result_json(r, report.enrichment) for r in report.results],
     }
     reason = why(report)
     if reason is not None:
         out["advice"] = reason.advice.as_json()
+    if report.enrichment is not None:
+        out.update(enrichment_json(report.enrichment))
     if report.nat is not None:
         nat = report.nat
         out["nat"] = {
@@ -110,7 +122,7 @@ def host_json(report: HostReport) -> dict[str, Any]:
             "filtering": nat.filtering,
             "notes": nat.notes,
             "tests": [
-                {"test": label, **_result_json(VariantResult(f"nat {label}", exchange))}
+                {"test": label, **_result_json(VariantResult(f"nat {label}", exchange), None)}
                 for label, exchange in nat.tests
             ],
         }
@@ -122,3 +134,12 @@ def _address(address: Any) -> dict[str, Any] | None:
     if address is None:
         return None
     return {"family": address.family, **address_json(address.address, address.port)}
+
+
+def enrichment_json(enrichment: Enrichment) -> dict[str, Any]:
+    """The host's enrichment columns by name (as the report's row names them), AS
+    organisation included."""
+    names = ("hostname", "asn", "geo", "region", "city", "naics", "hostname_source", "sector")
+    out: dict[str, Any] = dict(zip(names, enrichment.cells(), strict=True))
+    out.update(enrichment.as_json())
+    return out

@@ -106,8 +106,21 @@ def probe_panel(report: Any) -> Panel:
         parts += [Text(heading, style="bold"), budget_group(reason.budget, reason.advice)]
     verdict = report.verdict()
     style = "bold red" if verdict.startswith("AMPLIFIER") else "bold"
+    if report.enrichment is not None and (where := _where(report.enrichment)):
+        parts.append(cell(where, "dim"))
     parts.append(Text(verdict, style=style))
     title = report.target.given
     if title != str(report.target):
         title += f" ({report.target})"
     return Panel(Group(*parts), title=cell(title), title_align="left")
+
+
+def _where(enrichment: Any) -> str:
+    """'US, Region, City; AS64500 Example; node01.example.com (ptr); sector' or ''."""
+    place = enrichment.place
+    parts = [", ".join(p for p in (place.geo, place.region, place.city) if p), place.as_text()]
+    if enrichment.hostname:
+        parts.append(f"{enrichment.hostname} ({enrichment.hostname_source})")
+    if enrichment.sector:
+        parts.append(f"{enrichment.sector} (NAICS {enrichment.naics})")
+    return "; ".join(p for p in parts if p)

@@ -87,7 +87,29 @@ def record_columns(records: list[Any], own_address: bool = False) -> list[Column
         Column("bytes", lambda r: str(r.response_size), 70, justify="right"),
         Column("amp", _amplification, 80, justify="right"),
     ]
+    enriched = [r.enrichment for r in records if getattr(r, "enrichment", None) is not None]
+    if enriched:
+        columns.append(Column("country", lambda r: cell(_place(r).geo if _place(r) else ""), 45))
+    if any(e.place.as_text() for e in enriched):
+        columns.append(
+            Column("AS", lambda r: cell(_place(r).as_text() if _place(r) else ""), 25, kind="text")
+        )
+    if any(e.hostname for e in enriched):
+        columns.append(
+            Column(
+                "hostname",
+                lambda r: cell(r.enrichment.hostname if r.enrichment else ""),
+                15,
+                kind="text",
+            )
+        )
     return columns
+
+
+def _place(record: Any) -> Any:
+    """The place (country, AS) enrichment found for a row's server, None without."""
+    enrichment = getattr(record, "enrichment", None)
+    return None if enrichment is None else enrichment.place
 
 
 def records_table(
@@ -119,6 +141,11 @@ def report_rows(
     grid.add_row("amplification", noted(amplification, amplification_note))
     software = ", ".join(f"{printable(name)} ({count})" for name, count in summary.top_software)
     grid.add_row("top SOFTWARE", Text(software or "-"))
+    for label, top in (("top countries", summary.top_countries), ("top ASes", summary.top_ases)):
+        if top:
+            grid.add_row(label, Text(", ".join(f"{printable(n)} ({c})" for n, c in top)))
+    if summary.enrichment_note:
+        grid.add_row("enrichment", Text(printable(summary.enrichment_note), style="dim"))
 
 
 def summary_panel(stats: Any, summary: Any, left_out: str = "") -> Panel:

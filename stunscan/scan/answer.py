@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stunscan import codec, csvrow
-from stunscan.record import Record, csv_line
+from stunscan.enrich.columns import EMPTY_COLUMNS, Enrichment
+from stunscan.record import Record, csv_line, enrich_cells
 
 
 @dataclass(slots=True)
@@ -38,6 +39,12 @@ class Asked:
     keyed: bool
     """Answers validated by their keyed transaction ID, or (the report's zero-ID probe) by
     address only."""
+    enrichment: Enrichment | None = None
+    """The enrichment every answer gets when nothing of it depends on the address (no
+    place data for the targets, no reverse lookups): put in the rows as they are made.
+    None: the rows leave it empty for the scan's writer process to fill."""
+    columns: str = EMPTY_COLUMNS
+    """``enrichment``'s cells from port to transaction_id, as rows.py writes them."""
 
 
 @dataclass(slots=True)
@@ -69,6 +76,8 @@ class Answer:
         """The CSV line, amplification and SOFTWARE: what the writers and tally take."""
         if self.row is None:
             cells, amplification, software = self.cells()
+            if self.asked.enrichment is not None:
+                enrich_cells(cells, self.asked.enrichment)
             self.row = Row(csv_line(cells), amplification, software)
         return self.row
 
@@ -92,7 +101,7 @@ class Answer:
             extra["probe"] = self.probe
         if self.from_port != self.port:
             extra["answered_from_port"] = self.from_port
-        return Record(
+        record = Record(
             self.time,
             self.ip,
             self.port,
@@ -103,3 +112,5 @@ class Answer:
             self.asked.clients.get(self.version, ""),
             extra,
         )
+        record.enrichment = self.asked.enrichment
+        return record

@@ -45,6 +45,7 @@ def fill(buffer: np.ndarray, answers: list[Answer], starts: list[int]) -> None:
     if not answers:
         return
     basis = answers[0].asked.request_size or len(proto.REFERENCE_PROBE)
+    enriched = answers[0].asked.columns
     sizes = np.array([len(answer.payload) for answer in answers], dtype=np.int64)
     at_start = np.array(starts, dtype=np.int64)
     fits = (sizes <= WIDTH) & (at_start + WIDTH <= len(buffer))
@@ -103,7 +104,7 @@ def fill(buffer: np.ndarray, answers: list[Answer], starts: list[int]) -> None:
             second = math.floor(answer.time)
             stamp = _utc_text(second)
         line = (
-            f"{stamp},medium,{answer.ip},udp,{answer.port},,stun,,,,,,,,{tid_text},{cookie_text},"
+            f"{stamp},medium,{answer.ip},udp,{answer.port}{enriched}{tid_text},{cookie_text},"
             f"{declared_length},{_type_text(kind)},{mapped[row]},{xor[row]},{field},"
             f"{print_fingerprint},{tail}"
         )

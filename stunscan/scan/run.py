@@ -9,6 +9,7 @@ holds before it writes the summary, so nothing received is lost.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import secrets
 import signal
@@ -25,9 +26,10 @@ import numpy as np
 from rich.console import Console
 from rich.live import Live
 
+from stunscan.enrich.enricher import Enricher, EnrichOptions
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, open_output
 from stunscan.scan import display
-from stunscan.scan.answer import Answer
+from stunscan.scan.answer import Answer, Asked
 from stunscan.scan.frames import WIRE_OVERHEAD, FrameBuilder, build_template
 from stunscan.scan.order import CyclicOrder
 from stunscan.scan.pcapout import PcapWriter
@@ -42,15 +44,20 @@ from stunscan.scan.sniffer import (
     open_capture,
 )
 from stunscan.scan.targets import (
+    SPECIAL_PURPOSE,
     TargetError,
     TargetSpace,
     address_text,
     blocklist,
     gather,
+    merge,
+    parse_target,
     read_exclusions,
     special_purpose_parts,
+    subtract,
 )
 from stunscan.scan.txid import TransactionKey
+from stunscan.scan.writer import Batch, WriterResult, run_writer
 from stunscan.tally import ServerTally, summarize
 from stunscan.text import endpoint_text
 
@@ -59,6 +66,7 @@ NEEDS_PRIVILEGE = (
     " capture raw packets: run it as root, or grant them with"
     " 'setcap cap_net_raw,cap_net_admin+eip' on the Python interpreter"
 )
+F_SETPIPE_SZ = 1031
 LOG_EVERY = 5.0
 SENDER_START = 0.2
 """Seconds given to extra sender processes to fork and set up before all start together."""
@@ -220,54 +228,83 @@ def _sniff(
     captures: list[Capture],
     validator: Validator,
     publish: Any,
+    out: Any,
     csv_writer: CSVWriter | None,
     json_writer: JSONLinesWriter | None,
+    with_sources: bool,
     pcap: PcapWriter | None,
     table_rows: int,
     stop: Any,
     channel: Any,
 ) -> None:
-    """The forked sniffer process: receive, write rows, report back through ``channel``.
+    """The forked sniffer process: receive, hand rows on, report back through ``channel``.
 
-    A row's cells come from the answer's bytes; only JSON lines and the table's first
-    rows decode it in full (see ``answer.py``)."""
+    A row's CSV line comes from the answer's bytes. When its enrichment depends on the
+    server's address, the line leaves it empty and goes to the writer process (``out``,
+    ``writer.py``) with the servers' addresses (``with_sources``); the answers that JSON
+    lines and the table's first rows need whole go as they are. When nothing depends on
+    the address (``out`` None), the rows already hold it (``Asked.enrichment``) and are
+    written here, as before enrichment existed: a lab's or a benchmark's scan pays
+    nothing for it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tally = ServerTally()
     shown: list[Record] = []
-    written = 0
+    written = detailed = 0
+    with_csv = csv_writer is not None
 
     def emit(answers: list[Answer]) -> None:
-        """A batch's answers (each a server not seen before) to the writers and tally."""
-        nonlocal written
+        """A batch's answers (each a server not seen before) to the writer(s) and tally."""
+        nonlocal written, detailed
         written += len(answers)
         lines = []
         for answer in answers:
             row = answer.line()
             lines.append(row.line)
             tally.figures(row.amplification, answer.version, row.software)
-            if json_writer is not None or len(shown) < table_rows:
+        if out is None:
+            _write_here(answers, lines)
+            return
+        sources = [answer.source for answer in answers] if with_sources else []
+        details = answers if json_writer is not None else answers[: max(0, table_rows - detailed)]
+        detailed += len(details)
+        text = "".join(lines) if with_csv else ""
+        out.send(Batch(text, b"".join(sources), bytes(map(len, sources)), details))
+
+    def _write_here(answers: list[Answer], lines: list[str]) -> None:
+        if csv_writer is not None:
+            csv_writer.write_line("".join(lines))
+        if json_writer is not None or len(shown) < table_rows:
+            for answer in answers:
+                if json_writer is None and len(shown) >= table_rows:
+                    break
                 record = answer.record()
                 if json_writer is not None:
                     json_writer.write(record)
                 if len(shown) < table_rows:
                     shown.append(record)
-        if csv_writer is not None:
-            csv_writer.write_line("".join(lines))
 
     def flush() -> None:
-        for writer in (csv_writer, json_writer, pcap):
+        for writer in (pcap, *((csv_writer, json_writer) if out is None else ())):
             if writer is not None:
                 writer.flush()
 
     keep = pcap.write if pcap is not None else None
-    stats = Sniffer(captures, validator, emit, flush, publish, keep).run(stop.is_set)
+    try:
+        stats = Sniffer(captures, validator, emit, flush, publish, keep).run(stop.is_set)
+    finally:
+        if out is not None:
+            out.send(None)
+            out.close()
     channel.send(ScanResult(stats, tally, shown, written))
     channel.close()
 
 
-def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
+def run_scan(
+    options: ScanOptions, console: Console, errors: Console, enricher: Enricher | None = None
+) -> int:
     """The whole scan; returns the number of servers found. ScanInterrupted if Ctrl-C
-    ended it (after the output and the summary are written)."""
+    ended it (after the output and the summary are written). ``enricher`` fills the
+    enrichment columns (default: the embedded place data, no reverse lookups)."""
     plan = plan_scan(options)
     space = plan.space
     _check_privilege()
@@ -303,14 +340,31 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
             pcap = PcapWriter(stack.enter_context(open(options.pcap_out, "wb")))
         stop = context.Event()
         receiving, sending = context.Pipe(duplex=False)
+        rows_in, rows_out = context.Pipe(duplex=False)
+        _widen(rows_out)
+        written_in, written_out = context.Pipe(duplex=False)
+        if enricher is None:
+            enricher = Enricher.build(EnrichOptions())
+        if _reaches_global(space):
+            enricher.preload()  # before the fork: the writer must not stall on it mid-scan
+        else:
+            enricher.skip_embedded()  # it has nothing to say of special-purpose addresses
+        constant = enricher.constant
+        if constant is not None:  # the rows hold it as they are made: no writer process
+            validator.asked = Asked(validator.request_size, validator.clients, validator.keyed,
+                                    constant, f",{constant.csv_text()},")  # fmt: skip
+        sys.stdout.flush()  # nothing buffered here may be written twice, by the processes
+        sys.stderr.flush()
         child = context.Process(
             target=_sniff,
             args=(
                 captures,
                 validator,
                 publish,
+                rows_out if constant is None else None,
                 csv_writer,
                 json_writer,
+                constant is None,
                 pcap,
                 options.table_rows,
                 stop,
@@ -318,12 +372,21 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
             ),
             daemon=True,
         )
-        sys.stdout.flush()  # nothing buffered here may be written twice, by both processes
-        sys.stderr.flush()
         child.start()
         sending.close()
+        rows_out.close()
         for capture in captures:  # the sniffer has its own
             capture.close()
+        writer = None
+        if constant is None:
+            writer = context.Process(
+                target=run_writer,
+                args=(rows_in, enricher, csv_writer, json_writer, options.table_rows, written_out),
+                daemon=True,
+            )
+            writer.start()
+        rows_in.close()
+        written_out.close()
         count = options.senders
         shared = context.Array("Q", 2 * count, lock=False)
 
@@ -359,10 +422,30 @@ def run_scan(options: ScanOptions, console: Console, errors: Console) -> int:
             _cooldown(options.cooldown, sent, progress)
         stop.set()
         result: ScanResult = _collect(receiving, child, "sniffer")
-    _report(result, sent, plan, options, console, errors)
+        note = enricher.note()
+        if writer is not None:
+            wrote: WriterResult = _collect(written_in, writer, "writer")
+            result.tally.add_places(wrote.places)
+            result.shown, note = wrote.shown, wrote.note
+    _report(result, sent, plan, options, console, errors, note)
     if sent.interrupted:
         raise ScanInterrupted(result.written)
     return result.written
+
+
+def _widen(connection: Any) -> None:
+    """A 1 MiB pipe to the writer, not 64 KiB: a batch's rows in one write, not a dozen
+    (the kernel may refuse; then the default it is)."""
+    import fcntl
+
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(connection.fileno(), F_SETPIPE_SZ, 1 << 20)
+
+
+def _reaches_global(space: TargetSpace) -> bool:
+    """Whether any target lies outside the special-purpose ranges (a lab's do not)."""
+    special = merge(parse_target(cidr) for cidr, _ in SPECIAL_PURPOSE)
+    return bool(subtract(space.spans, special))
 
 
 def _share(total: int | None, count: int, slot: int) -> int | None:
@@ -501,6 +584,7 @@ def _report(
     options: ScanOptions,
     console: Console,
     errors: Console,
+    note: str = "",
 ) -> None:
     from stunscan.render.records import records_table, saw_another
 
@@ -520,6 +604,7 @@ def _report(
             f" {differ} of the servers in the table saw another)"
         )
     summary = summarize(result.tally)
+    summary.enrichment_note = note
     out.print(display.scan_summary(sent, result.stats, summary, plan, options, seen_as))
     if sent.interrupted:
         errors.print("stunscan: interrupted: every answer received is in the output", markup=False)
