@@ -65,6 +65,7 @@ GeoipPaths = Annotated[
     list[Path] | None,
     typer.Option(
         "--geoip",
+        metavar="PATH",
         help="MaxMind DB file or folder (repeatable): GeoLite2/GeoIP2 City, Country, ASN, DB-IP"
         " Lite, IPinfo Lite, ip-location-db. Default: $STUNSCAN_GEOIP, /usr/share/GeoIP,"
         " /var/lib/GeoIP, /usr/local/share/GeoIP, ~/.local/share/GeoIP; else geo and AS names"
@@ -74,18 +75,24 @@ GeoipPaths = Annotated[
 NoGeoip = Annotated[bool, typer.Option("--no-geoip", help="Leave asn, geo, region and city empty.")]
 SectorMap = Annotated[
     Path | None,
-    typer.Option("--sector-map", help="CSV asn,naics,sector: fills naics and sector by AS."),
+    typer.Option(
+        "--sector-map", metavar="FILE", help="CSV asn,naics,sector: fills naics and sector by AS."
+    ),
 ]
 Resolver = Annotated[
     str | None,
     typer.Option(
         "--resolver",
+        metavar="IP[:PORT]",
         help="DNS server IP[:PORT] for reverse lookups (default: the system's, and then only"
         " for global addresses).",
     ),
 ]
 PtrTimeout = Annotated[
-    float, typer.Option("--ptr-timeout", help="Seconds a row waits for its reverse lookup.")
+    float,
+    typer.Option(
+        "--ptr-timeout", metavar="SECONDS", help="Seconds a row waits for its reverse lookup."
+    ),
 ]
 PtrOn = Annotated[
     bool, typer.Option("--ptr", help="Reverse-lookup each server's name (hostname column).")

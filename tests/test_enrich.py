@@ -504,7 +504,7 @@ def test_probe_without_resolver_never_asks_about_loopback(tmp_path: Path) -> Non
     assert not any(line.startswith(("open", "getaddrinfo")) for line in seen), seen
     assert all(f"{server.port})" in line for line in seen), seen  # only the probe itself
     host = json.loads(result.stdout)
-    assert host["hostname"] == "" and host["naics"] == "0"
+    assert host["hostname"] is None and host["naics"] == "0"
 
 
 @pytest.fixture(scope="module")
@@ -532,5 +532,5 @@ def test_probe_fills_hostname_from_ptr_or_from_the_name_typed(
     skipped = runner.invoke(app, ["probe", f"127.0.0.1:{stun_server.port}", "--json", "-",
                                   "--no-ptr", *fast])  # fmt: skip
     host = json.loads(skipped.stdout)
-    assert host["hostname"] == "" and host["results"][0]["response"]["hostname_source"] == ""
+    assert host["hostname"] is None and host["results"][0]["response"]["hostname_source"] is None
     assert dns.queries().count("1.0.0.127.in-addr.arpa") == 1

@@ -167,7 +167,7 @@ def test_sort_amplification_puts_the_largest_first() -> None:
         app, ["pcap", "--sort", "amplification", "--table-rows", "3", str(PCAPS)],
         env={"COLUMNS": "200"},
     )  # fmt: skip
-    factors = [float(m) for m in re.findall(r"│\s+(\d+\.\d\d)\*? │\n", result.stdout)]
+    factors = [float(m) for m in re.findall(r"│\s+(\d+\.\d\d)\*? │", result.stdout)]
     assert factors == sorted(factors, reverse=True) and factors[0] == 7.00
 
 

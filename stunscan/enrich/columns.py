@@ -88,8 +88,8 @@ class Enrichment:
         )  # fmt: skip
 
     def as_json(self) -> dict[str, object]:
-        """What JSON has beyond the columns: the AS organisation."""
-        return {"as_org": self.place.as_org}
+        """What JSON has beyond the columns: the AS organisation (null when unknown)."""
+        return {"as_org": self.place.as_org or None}
 
 
 def fill_line(line: str, columns: str) -> str:

@@ -138,8 +138,8 @@ def _address(address: Any) -> dict[str, Any] | None:
 
 def enrichment_json(enrichment: Enrichment) -> dict[str, Any]:
     """The host's enrichment columns by name (as the report's row names them), AS
-    organisation included."""
+    organisation included; an empty one is null, as in every row's JSON."""
     names = ("hostname", "asn", "geo", "region", "city", "naics", "hostname_source", "sector")
     out: dict[str, Any] = dict(zip(names, enrichment.cells(), strict=True))
     out.update(enrichment.as_json())
-    return out
+    return {name: value if value != "" else None for name, value in out.items()}
