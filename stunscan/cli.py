@@ -197,6 +197,24 @@ def _warn(line: str) -> None:
     errors.print(f"stunscan: warning: {line}", markup=False, highlight=False, soft_wrap=True)
 
 
+class _Warnings:
+    """A warning callback for the message readers that counts what it said."""
+
+    def __init__(self) -> None:
+        self.said = 0
+
+    def __call__(self, line: str) -> None:
+        self.said += 1
+        _warn(line)
+
+
+def _nothing_found(warnings: _Warnings) -> None:
+    """No message read: exit 1, with one line unless the warnings already said why."""
+    if not warnings.said:
+        _fail("no STUN messages found", code=1)
+    raise typer.Exit(1)
+
+
 def _refuse_capture_as_output(target: str | None) -> None:
     """``--json PATH`` never overwrites a capture (``decode --json a.pcap b.pcap``)."""
     from stunscan.capture.files import is_capture
@@ -239,12 +257,8 @@ def decode(
 
     _refuse_capture_as_output(json_out)
     credentials = _credentials(password, username, realm, key)
-    count = warned = 0
-
-    def warn(line: str) -> None:
-        nonlocal warned
-        warned += 1
-        _warn(line)
+    warn = _Warnings()
+    count = 0
 
     try:
         with ExitStack() as stack:
@@ -265,9 +279,7 @@ def decode(
     except OSError as exc:
         _fail(f"cannot write output: {exc}")
     if not count:
-        if not warned:
-            _fail("no STUN messages found", code=1)
-        raise typer.Exit(1)
+        _nothing_found(warn)
 
 
 @app.command()
@@ -305,12 +317,7 @@ def explain(
         if probe not in VARIANTS:
             _fail(f"unknown probe {probe!r} (choose from {', '.join(VARIANTS)})")
         messages: Any = [Decoded(f"the {probe} probe", dissect(VARIANTS[probe].build()))]
-    warned = 0
-
-    def warn(line: str) -> None:
-        nonlocal warned
-        warned += 1
-        _warn(line)
+    warn = _Warnings()
 
     if message is not None:
         messages = read_sources([message], warn)
@@ -328,9 +335,7 @@ def explain(
     except SourceError as exc:
         _fail(str(exc))
     if not count:
-        if not warned:
-            _fail("no STUN messages found", code=1)
-        raise typer.Exit(1)
+        _nothing_found(warn)
 
 
 @app.command()
