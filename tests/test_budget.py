@@ -132,3 +132,31 @@ def test_binding_answers_of_the_corpus_captures_are_recognised() -> None:
     assert seen[coturn_shape] == advice.COTURN  # a coturn that hides SOFTWARE
     microsoft = [shape for shape in seen if shape[:2] == ("XOR-MAPPED-ADDRESS", "USERNAME")]
     assert microsoft and all(seen[shape] == advice.MS_ICE for shape in microsoft)
+
+
+def test_a_budget_of_thousands_of_parts_lists_the_first_and_sums_the_rest() -> None:
+    """A 64 KB answer of 16,383 attributes: the table shows MAX_SHOWN_PARTS rows and one
+    row summing the rest, whose bytes add up to the whole answer."""
+    from rich.console import Console
+
+    from stunscan.render.budget import MAX_SHOWN_PARTS, budget_table
+
+    body = b"".join(proto_attr(0x8029 + (i & 1)) for i in range(1000))
+    wire = bytes.fromhex("0101") + len(body).to_bytes(2, "big") + bytes(16) + body
+    wire = wire[:4] + bytes.fromhex("2112a442") + wire[8:]
+    plan = budget(codec.decode(wire))
+    table = budget_table(plan)
+    assert table.row_count == MAX_SHOWN_PARTS + 2  # the first parts, the rest, the total
+    console = Console(width=120, record=True)
+    console.print(table)
+    text = console.export_text()
+    rest = plan.parts[MAX_SHOWN_PARTS:]
+    assert f"{len(rest)} more parts" in text
+    assert sum(p.size for p in plan.parts[:MAX_SHOWN_PARTS]) + sum(p.size for p in rest) == (
+        plan.response_size
+    )
+
+
+def proto_attr(code: int) -> bytes:
+    """An attribute of ``code`` with a 4-byte value."""
+    return code.to_bytes(2, "big") + (4).to_bytes(2, "big") + bytes(4)

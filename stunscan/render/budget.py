@@ -15,21 +15,36 @@ from stunscan.render.cells import cell
 _STYLES = {NEEDED: "green", REMOVABLE: "bold yellow"}
 
 
+MAX_SHOWN_PARTS = 200
+"""Parts listed one by one; the rest of a message with thousands of attributes is summed
+in one row (as the explanation shows its first 200 attributes), so the table stays small."""
+
+
 def budget_table(plan: Budget) -> Table:
-    """One row per part: bytes, share of the factor, needed or not and why."""
+    """One row per part (the first :data:`MAX_SHOWN_PARTS`): bytes, share of the factor,
+    needed or not and why."""
     table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     table.add_column("part", no_wrap=True)
     table.add_column("bytes", justify="right")
     table.add_column(f"of {plan.factor:.2f}x", justify="right")
     table.add_column("verdict")
     table.add_column("why", overflow="fold")
-    for part in plan.parts:
+    for part in plan.parts[:MAX_SHOWN_PARTS]:
         table.add_row(
             cell(part.name),
             str(part.size),
             f"{part.share:.2f}",
             Text(part.verdict, style=_STYLES.get(part.verdict, "")),
             cell(part.why),
+        )
+    rest = plan.parts[MAX_SHOWN_PARTS:]
+    if rest:
+        table.add_row(
+            f"{len(rest)} more parts",
+            str(sum(p.size for p in rest)),
+            f"{sum(p.share for p in rest):.2f}",
+            "",
+            "",
         )
     table.add_row(
         "total", str(plan.response_size), f"{plan.factor:.2f}", "", f"/ {plan.request_size} sent"
