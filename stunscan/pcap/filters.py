@@ -48,10 +48,14 @@ class ReportFilter:
     left_out: Counter[str] = field(default_factory=Counter)
     """Responders (first sightings) not reported, by reason: role or filter."""
 
-    def keep(self, sighting: Sighting, all_messages: bool = False) -> bool:
+    def keep(
+        self, sighting: Sighting, all_messages: bool = False, role: str | None = None
+    ) -> bool:
         """Whether this sighting becomes a row. With ``all_messages`` every message of a
-        reported server is a row, whatever its role; the role still decides the count."""
-        role = sighting.role
+        reported server is a row, whatever its role; the role still decides the count.
+        ``role``: the sighting's, when the caller has it already (it walks the bytes)."""
+        if role is None:
+            role = sighting.role
         if not all_messages and not roles.counted(role, self.include_peers):
             if sighting.first:
                 self.left_out[role or "not a response"] += 1
@@ -67,9 +71,9 @@ class ReportFilter:
                 return self._drop(sighting, "special-purpose address")
         return True
 
-    def counts(self, sighting: Sighting) -> bool:
-        """Whether a kept first sighting enters the report's figures."""
-        return roles.counted(sighting.role, self.include_peers)
+    def counts(self, role: str | None) -> bool:
+        """Whether a kept first sighting of this role enters the report's figures."""
+        return roles.counted(role, self.include_peers)
 
     def _drop(self, sighting: Sighting, reason: str) -> bool:
         if sighting.first:

@@ -240,11 +240,12 @@ def run_capture_analysis(
             """A record to report, decoded in full only where a full record is wanted
             (JSON, the table): the CSV row and the tally's figures come from csvrow."""
             nonlocal written
-            if not chosen.keep(sighting, all_messages):
+            role = sighting.role  # walks the bytes: once
+            if not chosen.keep(sighting, all_messages, role):
                 return
-            counted = sighting.first and chosen.counts(sighting)
+            counted = sighting.first and chosen.counts(role)
             if not json_out and not sort and not credentials and len(shown) >= table_rows:
-                fields = row_fields(sighting)
+                fields = row_fields(sighting, role)
                 if fields is not None:
                     cells, amplification, family, software = fields
                     if counted:

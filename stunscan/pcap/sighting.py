@@ -92,10 +92,13 @@ def ip_text(packed: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(packed) == 4 else socket.AF_INET6, packed)
 
 
-def row_fields(sighting: Sighting) -> tuple[list[str], float, int, str] | None:
+def row_fields(
+    sighting: Sighting, role: str | None = None
+) -> tuple[list[str], float, int, str] | None:
     """(cells, amplification, family, SOFTWARE) of the record the sighting makes; None for
-    what is not a STUN or classic response (the caller decodes those in full)."""
-    if sighting.role is None:
+    what is not a STUN or classic response (the caller decodes those in full). ``role``:
+    the sighting's, when the caller has it already."""
+    if (role or sighting.role) is None:
         return None
     ip = ip_text(sighting.src)
     made = csvrow.cells(sighting.data, sighting.time, ip, sighting.sport, sighting.transport,
