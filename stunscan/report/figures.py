@@ -64,7 +64,8 @@ def figures(
         }
         for row in _rows(con, queries.FAMILIES.format(**fill))
     ]
-    total = _rows(con, f"SELECT count(DISTINCT (ip, port, protocol)) AS n FROM {servers}")[0]["n"]
+    # the hosts table has one row per (ip, port, protocol): no second distinct count
+    total = _rows(con, f"SELECT count(*) AS n FROM {hosts}")[0]["n"]
     percentiles = []
     for row in _rows(con, queries.PERCENTILES.format(**fill)):
         entry: dict[str, Any] = {"family": FAMILY_NAMES.get(row["family"], "?")}
