@@ -88,7 +88,7 @@ def record_columns(records: list[Any], own_address: bool = False) -> list[Column
         Column("amp", _amplification, 80, justify="right"),
     ]
     enriched = [r.enrichment for r in records if getattr(r, "enrichment", None) is not None]
-    if enriched:
+    if any(e.place.geo for e in enriched):
         columns.append(Column("country", lambda r: cell(_place(r).geo if _place(r) else ""), 45))
     if any(e.place.as_text() for e in enriched):
         columns.append(
