@@ -7,8 +7,10 @@ these ranges is no Internet-accessible service).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import ipaddress
+import socket
 
 SPECIAL_PURPOSE: tuple[tuple[str, str], ...] = (
     # IPv4: RFC 6890 and the IANA special-purpose registry that continues it
@@ -39,6 +41,7 @@ SPECIAL_PURPOSE: tuple[tuple[str, str], ...] = (
     ("2001::/23", "IETF protocol assignments (RFC 2928)"),
     ("2001:db8::/32", "documentation (RFC 3849)"),
     ("2002::/16", "6to4 (RFC 3056)"),
+    ("2620:4f:8000::/48", "direct delegation AS112 (RFC 7534)"),
     ("3fff::/20", "documentation (RFC 9637)"),
     ("5f00::/16", "segment routing SIDs (RFC 9602)"),
     ("fc00::/7", "unique local (RFC 4193)"),
@@ -60,3 +63,37 @@ def special_purpose(address: str) -> str | None:
         if ip.version == network.version and ip in network:
             return purpose
     return None
+
+
+def _spans(version: int) -> tuple[list[int], list[int]]:
+    """The family's ranges as sorted, merged (first, last) integer spans."""
+    firsts: list[int] = []
+    lasts: list[int] = []
+    for network in sorted(n for n in _NETWORKS if n.version == version):
+        first, last = int(network.network_address), int(network.broadcast_address)
+        if lasts and first <= lasts[-1] + 1:
+            lasts[-1] = max(lasts[-1], last)
+        else:
+            firsts.append(first)
+            lasts.append(last)
+    return firsts, lasts
+
+
+_SPANS = {4: _spans(4), 6: _spans(6)}
+
+
+def is_special(ip: str) -> bool:
+    """True for a special-purpose address (or text that is no address at all). A bisect
+    over integer ranges: several times faster than :func:`special_purpose` or
+    ``ipaddress``'s ``is_global``, which enrichment would otherwise pay for every new
+    server."""
+    try:
+        if ":" in ip:
+            number, version = int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big"), 6
+        else:
+            number, version = int.from_bytes(socket.inet_aton(ip), "big"), 4
+    except OSError:
+        return True
+    firsts, lasts = _SPANS[version]
+    at = bisect.bisect_right(firsts, number) - 1
+    return at >= 0 and number <= lasts[at]

@@ -165,7 +165,7 @@ def test_special_purpose_agrees_with_ipaddress() -> None:
     import ipaddress
     import random
 
-    from stunscan.enrich.special import is_special
+    from stunscan.special import is_special
 
     chance = random.Random(5)
     numbers = [(4, chance.randrange(1 << 32)) for _ in range(20000)]

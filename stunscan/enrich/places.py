@@ -18,7 +18,7 @@ from stunscan.enrich.mmdb import (
     open_database,
     search_paths,
 )
-from stunscan.enrich.special import is_special
+from stunscan.special import is_special
 
 _RANK = {GEO: 1, AREA: 0, ASN: 2}
 """Files richer in place first: a City file's country before a Country file's."""

@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from stunscan.enrich.special import is_special
+from stunscan.special import is_special
 
 CONCURRENCY = 256
 DEFAULT_TIMEOUT = 2.0

@@ -48,9 +48,7 @@ class ReportFilter:
     left_out: Counter[str] = field(default_factory=Counter)
     """Responders (first sightings) not reported, by reason: role or filter."""
 
-    def keep(
-        self, sighting: Sighting, all_messages: bool = False, role: str | None = None
-    ) -> bool:
+    def keep(self, sighting: Sighting, all_messages: bool = False, role: str | None = None) -> bool:
         """Whether this sighting becomes a row. With ``all_messages`` every message of a
         reported server is a row, whatever its role; the role still decides the count.
         ``role``: the sighting's, when the caller has it already (it walks the bytes)."""
