@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -23,6 +21,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from lab_servers import stop_group
 
 START_TIMEOUT = 10.0
 READY = "192.0.2.254"
@@ -109,13 +109,7 @@ def dnsmasq(
                 _wait_until_up(server, READY, process, folder)
             yield server
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process)
             log.close()
 
 

@@ -71,7 +71,29 @@ class MessageLister(MessageFinder):
         dst: bytes,
         dport: int,
     ) -> None:
-        kind, _, _, _, ok = peeked
+        self._add(when, transport, data, peeked[0], peeked[4], src, sport, dst, dport)
+
+    def _quoted(
+        self, when: float, data: bytes, src: bytes, sport: int, dst: bytes, dport: int
+    ) -> None:
+        peeked = codec.peek(data)  # the walk classified it: never None here
+        kind, ok = (peeked[0], peeked[4]) if peeked is not None else (proto.TRUNCATED, False)
+        self._add(when, "udp", data, kind, ok, src, sport, dst, dport, quoted_in_icmp=True)
+
+    def _add(
+        self,
+        when: float,
+        transport: str,
+        data: bytes,
+        kind: str,
+        ok: bool,
+        src: bytes,
+        sport: int,
+        dst: bytes,
+        dport: int,
+        quoted_in_icmp: bool = False,
+    ) -> None:
+        """One message with its context, in the order the frames held them."""
         self._out.append(
             FoundMessage(
                 self.stats.frames,
@@ -84,27 +106,7 @@ class MessageLister(MessageFinder):
                 data,
                 kind,
                 ok,
-            )
-        )
-
-    def _quoted(
-        self, when: float, data: bytes, src: bytes, sport: int, dst: bytes, dport: int
-    ) -> None:
-        peeked = codec.peek(data)  # the walk classified it: never None here
-        kind, ok = (peeked[0], peeked[4]) if peeked is not None else (proto.TRUNCATED, False)
-        self._out.append(
-            FoundMessage(
-                self.stats.frames,
-                when,
-                "udp",
-                address_text(src),
-                sport,
-                address_text(dst),
-                dport,
-                data,
-                kind,
-                ok,
-                quoted_in_icmp=True,
+                quoted_in_icmp=quoted_in_icmp,
             )
         )
 
