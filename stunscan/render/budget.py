@@ -52,20 +52,6 @@ def budget_table(plan: Budget) -> Table:
     return table
 
 
-def budget_lines(plan: Budget) -> list[str]:
-    """The same in sentences: 'SOFTWARE 28 bytes = 1.40 of 4.60x (removable: ...)'."""
-    lines = [
-        f"{part.line(plan.factor)} ({part.verdict}{': ' + part.why if part.why else ''})"
-        for part in plan.parts
-    ]
-    if plan.known:
-        lines.append(
-            f"needed: {plan.minimum_size} bytes = {plan.minimum_factor:.2f}x; "
-            + minimum_line(plan.ipv6, plan.request_size)
-        )
-    return lines
-
-
 def budget_group(plan: Budget, advice: Advice | None = None) -> Group:
     """The table, the minimum, and the advice if any."""
     parts: list[object] = [budget_table(plan)]
