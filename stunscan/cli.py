@@ -131,6 +131,15 @@ Inputs = Annotated[
 ]
 
 
+# RFC 8489 retransmission: one definition, shared by probe and verify.
+Rto = Annotated[
+    float, typer.Option(metavar="SECONDS", help="Initial retransmission timeout, seconds.")
+]
+Transmissions = Annotated[
+    int, typer.Option(metavar="N", help="Times a UDP request is sent at most (RFC 8489 Rc).")
+]
+
+
 # MESSAGE-INTEGRITY credentials: one definition, shared by decode and explain.
 Password = Annotated[
     str | None,
@@ -532,12 +541,8 @@ def probe(
             help="Seconds before a request counts as unanswered (0: RFC 8489's 39.5).",
         ),
     ] = 3.0,
-    rto: Annotated[
-        float, typer.Option(metavar="SECONDS", help="Initial retransmission timeout, seconds.")
-    ] = 0.5,
-    transmissions: Annotated[
-        int, typer.Option(metavar="N", help="Times a UDP request is sent at most (RFC 8489 Rc).")
-    ] = 7,
+    rto: Rto = 0.5,
+    transmissions: Transmissions = 7,
     parallel: Annotated[int, typer.Option(metavar="N", help="Hosts probed at once.")] = 16,
     csv_out: Annotated[
         str | None,
@@ -883,12 +888,8 @@ def verify(
         float,
         typer.Option(metavar="SECONDS", help="Seconds before a request counts as unanswered."),
     ] = 3.0,
-    rto: Annotated[
-        float, typer.Option(metavar="SECONDS", help="Initial retransmission timeout, seconds.")
-    ] = 0.5,
-    transmissions: Annotated[
-        int, typer.Option(metavar="N", help="Times a UDP request is sent at most.")
-    ] = 7,
+    rto: Rto = 0.5,
+    transmissions: Transmissions = 7,
     csv_out: Annotated[
         str | None,
         typer.Option(
