@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from stunscan.capture.files import PCAP_MAGICS, CaptureError, pcap_boundaries
+from stunscan.capture.stream import TCP_BUFFER_BUDGET
 from stunscan.pcap.analyzer import Analyzer, Stats, server_key
 from stunscan.pcap.feed import PcapFeed
 from stunscan.pcap.sighting import Sighting
@@ -122,11 +123,13 @@ def analyse_run(
     *,
     all_messages: bool = False,
     shown_as: str | None = None,
+    tcp_buffer: int = TCP_BUFFER_BUDGET,
 ) -> Iterator[bytes]:
     """The messages of one run (the records between two offsets, or a whole file): tagged
     pickled batches of sightings, then the final :data:`RunState`. A file that cannot be
-    read ends its run with the reason as the problem (``shown_as`` names it there)."""
-    analyzer = Analyzer(all_messages=all_messages, track_unsolicited=True)
+    read ends its run with the reason as the problem (``shown_as`` names it there);
+    ``tcp_buffer`` is this run's share of the TCP reassembly budget."""
+    analyzer = Analyzer(all_messages=all_messages, track_unsolicited=True, tcp_buffer=tcp_buffer)
     reader = PcapFeed(path, analyzer, start, end)
     batch: list[Sighting] = []
     problem = None
@@ -291,10 +294,10 @@ class RunMerger:
             self.emit(sighting)
 
 
-def _work(path: Path, start: int, end: int, channel: Any) -> None:
+def _work(path: Path, start: int, end: int, channel: Any, tcp_buffer: int) -> None:
     # Ctrl-C reaches the whole process group: the parent alone handles it (and ends us)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for message in analyse_run(path, start, end):
+    for message in analyse_run(path, start, end, tcp_buffer=tcp_buffer):
         channel.send_bytes(message)
     channel.close()
 
@@ -306,6 +309,7 @@ def analyse_in_parallel(
     tally: ServerTally,
     emit_sighting: Callable[[Sighting], None] | None = None,
     on_run_done: Callable[[int], None] | None = None,
+    tcp_buffer: int = TCP_BUFFER_BUDGET,
 ) -> tuple[Stats, str | None]:
     """Run one worker per run between ``cuts``; ``emit`` each merged record in order.
 
@@ -313,6 +317,8 @@ def analyse_in_parallel(
     With ``emit_sighting`` the records are handed over undecoded instead, marked
     ``first``; the callee then counts their figures in ``tally`` (see Analyzer.record).
     ``on_run_done`` hears the size in bytes of each run as it ends (progress).
+    ``tcp_buffer`` is shared out between the workers, so all of them together hold no more
+    TCP reassembly bytes than one process would.
     """
     if emit_sighting is None:
         emit_sighting = _decoding(emit, tally)
@@ -324,7 +330,10 @@ def analyse_in_parallel(
     try:
         for start, end in runs:
             receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_work, args=(path, start, end, sender), daemon=True)
+            share = max(tcp_buffer // len(runs), 1)
+            process = context.Process(
+                target=_work, args=(path, start, end, sender, share), daemon=True
+            )
             process.start()
             sender.close()
             channels.append(receiver)

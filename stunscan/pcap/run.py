@@ -371,7 +371,7 @@ def _analyse_file(
     cuts = None if analyzer.all_messages or stream else plan(path, workers)
     if cuts:
         stats, problem = analyse_in_parallel(
-            path, cuts, emit, analyzer.tally, emit_sighting, progress.advance
+            path, cuts, emit, analyzer.tally, emit_sighting, progress.advance, analyzer.tcp_buffer
         )
         analyzer.stats.add(stats)
         return problem
