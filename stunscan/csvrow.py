@@ -13,10 +13,14 @@ and on generated messages.
 from __future__ import annotations
 
 import functools
+import math
+from dataclasses import dataclass
 
 from stunscan import codec
 from stunscan import protocol as proto
-from stunscan.record import row_cells
+from stunscan.codec import _ip_text
+from stunscan.enrich.columns import EMPTY_COLUMNS
+from stunscan.record import _utc_text, csv_field, row_cells
 
 ROW_ATTRIBUTES = (
     proto.MAPPED_ADDRESS,
@@ -122,3 +126,126 @@ def _ipv4_address(value: bytes, xor_key: bytes | None) -> proto.Address:
     if xor_key is not None:
         value = proto.xor_address_value(value, xor_key)
     return codec._address(value, xor_key or b"")
+
+
+@dataclass(slots=True)
+class Line:
+    """A report row as its CSV line, made straight from the bytes (see :func:`line`)."""
+
+    text: str
+    """``record.csv_line`` of the row's cells, newline included, the enrichment columns
+    left as ``EMPTY_COLUMNS`` (``enrich.columns.fill_line`` fills them)."""
+    amplification: float
+    software: str
+    signed: bool
+    """Whether the message carries MESSAGE-INTEGRITY(-SHA256) (``roles.is_signed``)."""
+
+
+_INTEGRITY = frozenset(proto.INTEGRITY_ATTRIBUTES)
+
+
+def line(
+    data: bytes,
+    when: float,
+    ip: str,
+    port: int,
+    transport: str,
+    request_size: int | None,
+) -> Line | None:
+    """The row :func:`cells` makes, as the line ``record.csv_line`` writes of it, in one
+    walk of the attributes and one f-string (the analyser writes a line per server found,
+    and a scan's capture finds tens of thousands). None where this does not decide: not a
+    STUN or classic message, or a vendor's method (the caller then takes :func:`cells`).
+    ``tests/test_fast_pcap.py`` holds the two to the same lines."""
+    kind = proto.classify(data)
+    if not ENABLED or (kind != proto.STUN_MESSAGE and kind != proto.CLASSIC_MESSAGE):
+        return None
+    msg_type = (data[0] << 8) | data[1]
+    if not proto.known_method(msg_type):
+        return None
+    length = (data[2] << 8) | data[3]
+    end = min(proto.HEADER_SIZE + length, len(data))
+    key = data[4:20]
+    found: dict[int, tuple[int, bytes]] = {}
+    signed = False
+    offset = proto.HEADER_SIZE
+    while offset + 4 <= end:  # (as cells walks, and roles.is_signed: the same headers)
+        code = (data[offset] << 8) | data[offset + 1]
+        declared = (data[offset + 2] << 8) | data[offset + 3]
+        if code in _KINDS and code not in found:
+            found[code] = (declared, data[offset + 4 : min(offset + 4 + declared, end)])
+        elif code in _INTEGRITY:
+            signed = True
+        offset = min(offset + 4 + ((declared + 3) & ~3), end)
+    classic = kind == proto.CLASSIC_MESSAGE
+    mapped = _address_cells(found.get(proto.MAPPED_ADDRESS), key, xor=False)
+    xor = _address_cells(found.get(proto.XOR_MAPPED_ADDRESS), key, xor=True) or _address_cells(
+        found.get(proto.XOR_MAPPED_ADDRESS_LEGACY), key, xor=True
+    )
+    software = field = ""
+    item = found.get(proto.SOFTWARE)
+    if item is not None and len(item[1]) == item[0]:
+        software, field = software_text(item[1])
+    fingerprint = ""
+    item = found.get(proto.FINGERPRINT)
+    if item is not None and len(item[1]) == item[0] == 4:
+        fingerprint = f"0x{item[1].hex()}"
+    amplification, tail = ratio_text(end, request_size or len(proto.REFERENCE_PROBE))
+    ident = key.hex() if classic else data[8:20].hex()
+    cookie = ident[:8] if classic else "2112a442"
+    text = (
+        f"{_utc_text(math.floor(when))},medium,{ip},{transport},{port}{EMPTY_COLUMNS}"
+        f"{ident},{cookie},{length},{type_text(msg_type)},{mapped or ',,'},{xor or ',,'},"
+        f"{field},{fingerprint},{tail}"
+    )
+    return Line(text, amplification, software, signed)
+
+
+def _address_cells(item: tuple[int, bytes] | None, key: bytes, *, xor: bool) -> str:
+    """An address attribute's three cells ("01,192.0.2.1,3478"), or "" if absent or
+    malformed (the rules of :func:`_address`)."""
+    if item is None:
+        return ""
+    declared, value = item
+    size = len(value)
+    if size != declared or (size, value[1] if size >= 2 else -1) not in ((8, 1), (20, 2)):
+        return ""
+    if size == 8:
+        return _ipv4_attribute_cells(value, key[:4] if xor else None)
+    address = _address(item, key, xor=xor)
+    assert address is not None
+    return f"{address.family:02x},{address.address},{address.port}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _ipv4_attribute_cells(value: bytes, xor_key: bytes | None) -> str:
+    address = _ipv4_address(value, xor_key)
+    return f"{address.family:02x},{address.address},{address.port}"
+
+
+@functools.lru_cache(maxsize=4096)
+def ipv4_cells(number: int, port: int) -> str:
+    """An IPv4 address attribute's three cells, from its numbers, cached: every answer of a
+    scan carries the same XOR-MAPPED-ADDRESS, ours (codec's text of the address)."""
+    return f"01,{_ip_text(number.to_bytes(4, 'big'))},{port}"
+
+
+@functools.lru_cache(maxsize=4096)
+def ratio_text(size: int, basis: int) -> tuple[float, str]:
+    """The amplification and the row's last two cells and newline ("2.60,52\\n"): a scan's
+    answers have few sizes."""
+    amplification = size / basis
+    return amplification, f"{amplification:.2f},{size}\n"
+
+
+@functools.lru_cache(maxsize=1024)
+def type_text(msg_type: int) -> str:
+    return f"{msg_type:04x}"
+
+
+@functools.lru_cache(maxsize=1024)
+def software_text(value: bytes) -> tuple[str, str]:
+    """A SOFTWARE value's text and its CSV cell (a scan sees few distinct ones; a hostile
+    server sending a new one each time only misses the cache)."""
+    text = value.decode("utf-8", "replace")
+    return text, csv_field(text)

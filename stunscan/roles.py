@@ -83,6 +83,12 @@ def role_of_bytes(data: bytes) -> str | None:
     return role(msg_type, is_signed(data))
 
 
+def response_role(msg_type: int, signed: bool) -> str | None:
+    """:func:`role_of_bytes` for a caller that walked the attributes already (``signed``:
+    whether they hold MESSAGE-INTEGRITY(-SHA256))."""
+    return role(msg_type, signed) if direction(msg_type) == RESPONSE else None
+
+
 def counted(role_name: str | None, include_peers: bool) -> bool:
     """Whether a responder of this role is one the report counts (servers only, unless
     ``--include-peers``)."""

@@ -23,7 +23,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stunscan import csvrow, roles
+from stunscan import protocol as proto
 from stunscan.capture import recordwalk
+from stunscan.enrich.columns import Enrichment, Place, fill_line
 from stunscan.pcap import analyzer as analysis
 from stunscan.pcap import feed as fastpcap
 from stunscan.pcap import pairing
@@ -31,7 +34,7 @@ from stunscan.pcap.analyzer import Analyzer
 from stunscan.pcap.feed import PcapFeed, fast_enabled
 from stunscan.pcap.parallel import analyse_in_parallel
 from stunscan.pcap.sighting import Sighting, row_fields
-from stunscan.record import Record, safe_cell
+from stunscan.record import Record, csv_line, enrich_cells, safe_cell
 from stunscan.tally import ServerTally
 
 from corpus import PROJECT, corpus_pcaps, fuzz_seeds
@@ -564,6 +567,7 @@ def assert_row_agrees(data: bytes, request_size: int | None = None, transport: s
         request_size,
     )
     fields = row_fields(sighting)
+    assert_line_agrees(data, request_size, transport)
     message_record = None
     try:
         message_record = sighting.record()
@@ -585,6 +589,41 @@ def assert_row_agrees(data: bytes, request_size: int | None = None, transport: s
         record.family,
         record.software(),
     )
+
+
+HOSTILE_PLACE = Enrichment(
+    Place("=X", 'Region, "quoted"', "+City", 64500, "AS, Org"), "-host,name", "ptr", 7, "@sector"
+)
+
+
+def assert_line_agrees(data: bytes, request_size: int | None, transport: str) -> None:
+    """csvrow.line is csv_line of csvrow.cells, enrichment filled in or not, and says
+    whether the message is signed as roles.is_signed does."""
+    reference = csvrow.cells(data, 1_700_000_000.25, "192.0.2.1", 3478, transport, request_size)
+    made = csvrow.line(data, 1_700_000_000.25, "192.0.2.1", 3478, transport, request_size)
+    if made is None:  # not STUN, or a vendor's method: left to cells
+        assert reference is None or not proto.known_method((data[0] << 8) | data[1])
+        return
+    assert reference is not None
+    cells, amplification, software = reference
+    assert made.text == csv_line(cells)
+    assert (made.amplification, made.software) == (amplification, software)
+    assert made.signed == roles.is_signed(data)
+    for enrichment in (Enrichment(), HOSTILE_PLACE):
+        filled = fill_line(made.text, enrichment.csv_text())
+        assert filled == csv_line(enrich_cells(list(cells), enrichment))
+
+
+@pytest.mark.parametrize(
+    "software", [b"a,b", b'say "hi"', b"=cmd()", b" -1", b"\xef\xbc\x9dX", b"\x00\n"]
+)
+def test_lines_from_bytes_with_hostile_software(software: bytes) -> None:
+    body = b"\x80\x22" + len(software).to_bytes(2, "big") + software
+    body += bytes(-len(body) % 4)
+    message = b"\x01\x01" + len(body).to_bytes(2, "big") + b"\x21\x12\xa4\x42" + b"T" * 12 + body
+    assert_line_agrees(message, None, "udp")
+    made = csvrow.line(message, 0.0, "192.0.2.1", 3478, "udp", None)
+    assert made is not None and made.text.count("\n") == 1
 
 
 @pytest.mark.parametrize("seed", fuzz_seeds(), ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from stunscan import protocol as proto
 from stunscan.capture.files import Frame
 from stunscan.capture.stream import STUN_PORT, TCP_BUFFER_BUDGET, MessageFinder, Peeked, Stats
+from stunscan.pcap.block import SightingBlock, expand
 from stunscan.pcap.sighting import Sighting
 from stunscan.record import Record
 from stunscan.tally import ServerTally
@@ -59,14 +60,14 @@ class Analyzer(MessageFinder):
         self.unsolicited: dict[bytes, None] | None = None
         """With ``track_unsolicited``: the pairing keys of unanswered-for responses, so a
         merge can pair them with requests another worker saw (see stunscan.pcap.parallel)."""
-        self._out: list[Sighting] = []
+        self._out: list[Sighting | SightingBlock] = []
         if track_unsolicited:
             self.unsolicited = {}
 
     def feed(self, frame: Frame) -> list[Record]:
         """The records this frame adds (usually none)."""
         self.feed_frame(frame)
-        return [self.record(sighting) for sighting in self.drain()]
+        return [self.record(sighting) for sighting in expand(self.drain())]
 
     def record(self, sighting: Sighting) -> Record:
         """A sighting :meth:`drain` gave, decoded; the first of its server is tallied.
@@ -79,12 +80,17 @@ class Analyzer(MessageFinder):
             self.tally.count(record)
         return record
 
-    def drain(self) -> list[Sighting]:
-        """What was found since the last call, in order, not decoded yet (see record)."""
+    def drain(self) -> list[Sighting | SightingBlock]:
+        """What was found since the last call, in order, not decoded yet (see record);
+        the fast path's finds come as blocks (``stunscan.pcap.block``)."""
         out = self._out
         if out:
             self._out = []
         return out
+
+    def found_block(self, block: SightingBlock) -> None:
+        """First responses of new servers the fast path found (already in the tally)."""
+        self._out.append(block)
 
     def _found(
         self,

@@ -36,6 +36,8 @@ from stunscan.capture.fastpath import (
 from stunscan.capture.files import PCAP_MAGICS, CaptureReader, Frame
 from stunscan.capture.recordwalk import CORRUPT, REACHED_LIMIT, RecordWalker
 from stunscan.pcap.analyzer import Analyzer
+from stunscan.pcap.block import SightingBlock, expand, gather
+from stunscan.pcap.known import KnownServers
 from stunscan.pcap.pairing import KEY_BYTES, SERVER_BYTES, Pairer
 from stunscan.pcap.sighting import Sighting
 
@@ -78,8 +80,14 @@ class PcapFeed:
         self.problem: str | None = None
         self.frames_read = 0
         self.pairer = Pairer(analyzer)
+        self.known = KnownServers()
 
     def __iter__(self) -> Iterator[list[Sighting]]:
+        for items in self.items():
+            yield expand(items)
+
+    def items(self) -> Iterator[list[Sighting | SightingBlock]]:
+        """The same, the fast path's finds left as blocks (``stunscan.pcap.block``)."""
         position = self.start
         if self.fast:
             try:
@@ -88,7 +96,10 @@ class PcapFeed:
             except OSError:
                 head = b""  # CaptureReader says why
             if fast_enabled(head):
-                position = yield from self._fast(head)
+                try:
+                    position = yield from self._fast(head)
+                finally:  # (the per-message code below reads the dicts)
+                    self.pairer.release()
         reader = CaptureReader(self.path, position, self.end)
         reader.frames_read = self.frames_read
         feed = self.analyzer.feed_frame
@@ -101,7 +112,7 @@ class PcapFeed:
         self.problem = reader.problem
         self.frames_read = reader.frames_read
 
-    def _fast(self, head: bytes) -> Generator[list[Sighting], None, int]:
+    def _fast(self, head: bytes) -> Generator[list[Sighting | SightingBlock], None, int]:
         """Read whole records segment by segment; return where the generic reader goes on."""
         order, resolution = PCAP_MAGICS[head[:4]]
         walker = RecordWalker(order, resolution)
@@ -131,7 +142,7 @@ class PcapFeed:
                     break
         return position
 
-    def _run(self, batch: Batch, buffer: np.ndarray, order: str) -> list[Sighting]:
+    def _run(self, batch: Batch, buffer: np.ndarray, order: str) -> list[Sighting | SightingBlock]:
         """The events of a batch, in packet order, through the analyser's pairing: runs of
         requests and responses a run at a time (``stunscan.pcap.pairing``), the generic
         events between them one at a time, as the analyser's own code."""
@@ -145,10 +156,12 @@ class PcapFeed:
         start = 0
         for stop in [*np.flatnonzero(batch.types == GENERIC).tolist(), batch.types.size]:
             if stop > start and (
-                stop - start < SHORT_RUN or not self._pair_run(batch, raw, start, stop)
+                stop - start < SHORT_RUN or not self._pair_run(batch, buffer, raw, start, stop)
             ):
+                self.pairer.release()
                 self._events(batch, raw, byteorder, start, stop)
             if stop < batch.types.size:
+                self.pairer.release()
                 at = int(batch.offsets[batch.packets[stop]])
                 caplen = int.from_bytes(raw[at + 8 : at + 12], byteorder)
                 when = float(batch.times[batch.packets[stop]])
@@ -157,7 +170,9 @@ class PcapFeed:
             start = stop + 1
         return analyzer.drain()
 
-    def _pair_run(self, batch: Batch, raw: memoryview, start: int, stop: int) -> bool:
+    def _pair_run(
+        self, batch: Batch, buffer: np.ndarray, raw: memoryview, start: int, stop: int
+    ) -> bool:
         """Events ``start:stop`` (no generic one) paired at once; False if they are not a
         run decided that way (nothing done then)."""
         analyzer = self.analyzer
@@ -181,26 +196,54 @@ class PcapFeed:
             stats.indications += int(np.count_nonzero(kinds == TCP_INDICATION))
             stats.responses += int(np.count_nonzero(kinds == TCP_RESPONSE))
         responses = plan.responses
-        servers = batch.servers[start:stop][responses].view(SERVER_BYTES).ravel().tolist()
+        server_words = batch.servers[start:stop][responses].view(np.uint64).reshape(-1, 3)
+        if analyzer.all_messages:  # every response is a record: one at a time
+            servers = server_words.view(SERVER_BYTES).ravel().tolist()
+            for index, server in enumerate(servers):
+                event = start + int(responses[index])
+                transport = "tcp" if kinds[responses[index]] == TCP_RESPONSE else "udp"
+                packet = int(batch.packets[event])
+                size = int(plan.request_sizes[index])
+                self._emit(
+                    batch,
+                    raw,
+                    packet,
+                    float(batch.times[packet]),
+                    transport,
+                    None if size < 0 else size,
+                    batch.keys[event : event + 1].view(KEY_BYTES)[0].tobytes(),
+                    server,
+                    bool(plan.moved[index]),
+                )
+            return True
+        # only a server's first response is reported: the others are skipped at once
+        candidates = np.flatnonzero(self.known.unknown(server_words))
+        if not candidates.size:
+            return True
+        chosen = server_words[candidates]
         seen = analyzer.tally.servers
-        all_messages = analyzer.all_messages
-        for index, server in enumerate(servers):
-            if server in seen and not all_messages:
-                continue
-            event = start + int(responses[index])
-            transport = "tcp" if kinds[responses[index]] == TCP_RESPONSE else "udp"
-            packet = int(batch.packets[event])
-            self._emit(
-                batch,
-                raw,
-                packet,
-                float(batch.times[packet]),
-                transport,
-                plan.request_sizes[index],
-                batch.keys[event : event + 1].view(KEY_BYTES)[0].tobytes(),
-                server,
-                plan.moved[index],
+        new = []
+        for index, server in enumerate(chosen.view(SERVER_BYTES).ravel().tolist()):
+            if server not in seen:
+                seen.add(server)
+                new.append(index)
+        self.known.add(chosen)  # (every one is in the tally now)
+        if new:
+            rows = candidates[new]
+            events = start + responses[rows]
+            packets = batch.packets[events]
+            data, ends = gather(buffer, batch.payload[packets], batch.length[packets])
+            block = SightingBlock(
+                batch.times[packets],
+                kinds[responses[rows]] == TCP_RESPONSE,
+                batch.keys[events].view(np.uint64).reshape(-1, 8),
+                server_words[rows],
+                plan.request_sizes[rows],
+                plan.moved[rows],
+                data,
+                ends,
             )
+            analyzer.found_block(block)
         return True
 
     def _events(

@@ -14,6 +14,10 @@ to two servers), a request already pending, an answer from another address to a 
 of an earlier run, a paired request that the run would also age out, a request old enough
 for ``PENDING_TIMEOUT``. :func:`plan` then returns None and the caller runs the
 per-message code on the run. ``tests/test_fast_pcap.py`` holds both to the same output.
+
+While run follows run, the pending requests live in a :class:`PendingTable` (arrays)
+rather than the analyser's dicts; the caller hands them back (:meth:`Pairer.release`)
+before any per-message code runs.
 """
 
 from __future__ import annotations
@@ -26,42 +30,28 @@ import numpy as np
 from stunscan.capture.fastpath import ANSWERING, ASKING
 from stunscan.pcap import analyzer as analysis
 from stunscan.pcap.analyzer import CLIENT_KEY, Analyzer
-
-_WORDS = 8
-_CLIENT_WORDS = CLIENT_KEY // 8
-_MIX = np.array(
-    [
-        0x9E3779B97F4A7C15,
-        0xC2B2AE3D27D4EB4F,
-        0x165667B19E3779F9,
-        0xD6E8FEB86659FD93,
-        0xFF51AFD7ED558CCD,
-        0xC4CEB9FE1A85EC53,
-        0x94D049BB133111EB,
-        0xBF58476D1CE4E5B9,
-    ],
-    np.uint64,
+from stunscan.pcap.pending import (
+    CLIENT_BYTES,
+    CLIENT_WORDS,
+    KEY_BYTES,
+    WORDS,
+    PendingTable,
+    word_hash,
 )
-"""Odd multipliers: a key's words mixed into one 64-bit number (equal keys, equal hashes;
-a collision only sends the run to the per-message code, as a duplicate would)."""
-KEY_BYTES = np.dtype((np.void, _WORDS * 8))
-CLIENT_BYTES = np.dtype((np.void, CLIENT_KEY))
+
+__all__ = ["KEY_BYTES", "SERVER_BYTES", "Pairer", "Plan"]
+
 SERVER_BYTES = np.dtype((np.void, 24))
 
 
 @dataclass(slots=True)
 class Plan:
     """What a run of events does: the responses in order, each with the size of the
-    request it answers (None: unsolicited) and whether it came from another address."""
+    request it answers (-1: unsolicited) and whether it came from another address."""
 
     responses: np.ndarray
-    request_sizes: list[int | None]
-    moved: list[bool]
-
-
-def _hash(words: np.ndarray) -> np.ndarray:
-    mixed = words * _MIX[: words.shape[1]]
-    return np.bitwise_xor.reduce(mixed, axis=1) + mixed.sum(axis=1)
+    request_sizes: np.ndarray
+    moved: np.ndarray
 
 
 def _repeated(values: np.ndarray) -> bool:
@@ -71,20 +61,124 @@ def _repeated(values: np.ndarray) -> bool:
 
 def client_bytes(words: np.ndarray) -> list[bytes]:
     """The ``pending_by_client`` keys (the first CLIENT_KEY bytes of the pair keys)."""
-    prefix = np.ascontiguousarray(words[:, :_CLIENT_WORDS])
+    prefix = np.ascontiguousarray(words[:, :CLIENT_WORDS])
     return prefix.view(CLIENT_BYTES).ravel().tolist()  # type: ignore[no-any-return]
 
 
+@dataclass(slots=True)
+class _Run:
+    """A run's requests and responses matched among themselves, whatever holds the table:
+    each response's request before it in the run with its client part (``request``,
+    ``found``), and whether the whole key is the same (``same``)."""
+
+    kinds: np.ndarray
+    times: np.ndarray
+    sizes: np.ndarray
+    words: np.ndarray
+    client_hash: np.ndarray
+    asks: np.ndarray
+    answers: np.ndarray
+    request: np.ndarray
+    found: np.ndarray
+    same: np.ndarray
+
+    @classmethod
+    def match(
+        cls, kinds: np.ndarray, keys: np.ndarray, times: np.ndarray, sizes: np.ndarray
+    ) -> _Run | None:
+        """None if a client part repeats among the requests or among the responses."""
+        count = kinds.size
+        asks = np.flatnonzero(ASKING[kinds])
+        answers = np.flatnonzero(ANSWERING[kinds])
+        words = keys.view(np.uint64).reshape(count, WORDS)
+        client_hash = word_hash(words[:, :CLIENT_WORDS])
+        asked_hash = client_hash[asks]
+        order = np.argsort(asked_hash)
+        ordered = asked_hash[order]
+        if np.any(ordered[1:] == ordered[:-1]) or _repeated(client_hash[answers]):
+            return None
+        at = np.minimum(np.searchsorted(ordered, client_hash[answers]), max(asks.size - 1, 0))
+        if asks.size:
+            request = asks[order[at]]
+            found = (ordered[at] == client_hash[answers]) & (request < answers)
+            found &= (words[request, :CLIENT_WORDS] == words[answers, :CLIENT_WORDS]).all(1)
+            same = found & (words[request] == words[answers]).all(1)
+        else:
+            request = np.zeros(answers.size, np.intp)
+            found = same = np.zeros(answers.size, bool)
+        return cls(kinds, times, sizes, words, client_hash, asks, answers, request, found, same)
+
+    def young(self, earliest: float) -> bool:
+        """Whether no request ages out by time (``earliest``: the table's oldest time)."""
+        if not self.asks.size:
+            return True
+        ask_times = self.times[self.asks]
+        earliest = min(earliest, float(ask_times.min()))
+        return earliest > float(ask_times.max()) - analysis.PENDING_TIMEOUT
+
+    def aged(self, pending: int, paired: np.ndarray) -> int:
+        """How many requests MAX_PENDING ages out, ``pending`` being the table's size
+        before the run and ``paired`` which responses pair (none of the aged, checked by
+        the caller)."""
+        if not self.asks.size:
+            return 0
+        before = (
+            pending + np.arange(self.asks.size) - np.searchsorted(self.answers[paired], self.asks)
+        )  # (responses before a request: searchsorted counts them)
+        return max(0, int((before - analysis.MAX_PENDING + 1).max()))
+
+    def ranks(self) -> np.ndarray:
+        rank = np.zeros(self.kinds.size, np.intp)
+        rank[self.asks] = np.arange(self.asks.size)
+        return rank
+
+    def settle(
+        self,
+        analyzer: Analyzer,
+        request_sizes: np.ndarray,
+        paired: np.ndarray,
+        lost: np.ndarray,
+        moved: np.ndarray,
+    ) -> Plan:
+        """The counts and the unanswered-for responses; the plan."""
+        stats = analyzer.stats
+        stats.paired += int(np.count_nonzero(paired))
+        stats.unsolicited += lost.size
+        unsolicited = analyzer.unsolicited
+        first = 0
+        while unsolicited is not None and first < lost.size:
+            room = analysis.MAX_PENDING - len(unsolicited)
+            if room <= 0:
+                break
+            chosen = self.answers[lost[first : first + room]]
+            unsolicited.update(dict.fromkeys(self.words[chosen].view(KEY_BYTES).ravel().tolist()))
+            first += room
+        flags = np.zeros(self.answers.size, bool)
+        flags[moved] = True
+        return Plan(self.answers, request_sizes, flags)
+
+    def kept(self, here: np.ndarray, aged_here: int) -> np.ndarray:
+        """The run's requests still pending after it (not paired in it, not aged)."""
+        left = np.ones(self.asks.size, bool)
+        left[self.ranks()[self.request[here]]] = False
+        left[:aged_here] = False
+        return left
+
+
 class Pairer:
-    """Pairs runs of events for one analyser; keeps a lower bound on the capture times of
-    its pending requests (so the ageing by time is ruled out without reading them all)."""
+    """Pairs runs of events for one analyser, holding the pending requests in a
+    :class:`PendingTable` while it can; keeps a lower bound on the capture times of the
+    dicts' pending requests (so the ageing by time is ruled out without reading them all)."""
 
     def __init__(self, analyzer: Analyzer) -> None:
         self.analyzer = analyzer
         pending = analyzer.pending  # (one analyser reads the captures of a run in turn)
         self.earliest = min(v[1] for v in pending.values()) if pending else np.inf
-        """No pending request was asked before this (see :meth:`saw`)."""
+        """No pending request in the dicts was asked before this (see :meth:`saw`)."""
         self.batch_earliest = np.inf
+        self.table = PendingTable()
+        self.owned = False
+        """Whether the table holds the pending requests (the dicts are empty then)."""
 
     def saw(self, times: np.ndarray) -> None:
         """The packets of the batch now read, at these times, may be added to the tables
@@ -92,52 +186,99 @@ class Pairer:
         self.batch_earliest = float(times.min()) if times.size else np.inf
         self.earliest = min(self.earliest, self.batch_earliest)
 
+    def release(self) -> None:
+        """The pending requests back in the analyser's dicts, for per-message code."""
+        if self.owned:
+            self.table.give(self.analyzer.pending, self.analyzer.pending_by_client)
+            self.owned = False
+
     def plan(
         self, kinds: np.ndarray, keys: np.ndarray, times: np.ndarray, sizes: np.ndarray
     ) -> Plan | None:
         """Pair a run of request and response events (``keys``: their pair keys as rows of
         the fast path's words; ``times``: theirs), updating the analyser's tables and stats
         as its per-message code would; None, with nothing changed, when the run is not one
-        decided here (see the module's docstring)."""
+        decided here (see the module's docstring). The table is taken over when the dicts
+        hold no more requests than the run has events (so handing them back to and fro
+        costs no more than the run's own pairing)."""
+        analyzer = self.analyzer
+        pending = analyzer.pending
+        if (
+            not self.owned
+            and len(pending) <= kinds.size
+            and PendingTable.can_take(pending, analyzer.pending_by_client)
+        ):
+            self.owned = self.table.take(pending, analyzer.pending_by_client)
+        run = _Run.match(kinds, keys, times, sizes)
+        if run is None:
+            return None
+        if self.owned:
+            return self._plan_table(run)
+        return self._plan_dicts(run)
+
+    def _plan_table(self, run: _Run) -> Plan | None:
+        table = self.table
+        if not run.young(table.earliest()):
+            return None
+        asks, answers, words = run.asks, run.answers, run.words
+        if table.any_client(run.client_hash[asks]):
+            return None  # a request asked again, or its client part pending already
+        # the others: a table request with their client part (the same key, or answered
+        # from another address), one of the run's (from another address), or unsolicited
+        looked = np.flatnonzero(~run.same)
+        looked_answers = answers[looked]
+        slot = table.find_clients(
+            run.client_hash[looked_answers], words[looked_answers, :CLIENT_WORDS]
+        )
+        in_table = slot >= 0
+        whole = np.zeros(looked.size, bool)
+        whole[in_table] = (table.words[slot[in_table]] == words[looked_answers[in_table]]).all(1)
+        from_table = looked[in_table]
+        taken = slot[in_table]
+        moved_far = looked[in_table & ~whole]
+        moved = looked[~in_table & run.found[looked]]
+        lost = looked[~in_table & ~run.found[looked]]
+        paired_here = run.same.copy()
+        paired_here[moved] = True
+        paired = paired_here.copy()
+        paired[from_table] = True
+        aged = run.aged(table.live, paired)
+        old = min(aged, table.live)
+        aged_slots = table.oldest(old)
+        if old and taken.size and taken.min() <= aged_slots[-1]:
+            return None  # a request the run pairs would have aged out first
+        aged_here = aged - old
+        here = np.flatnonzero(paired_here)
+        if aged_here and here.size and run.ranks()[run.request[here]].min() < aged_here:
+            return None
+        # decided: the table as the per-message code leaves the dicts
+        self.analyzer.stats.unanswered += aged
+        table.remove(aged_slots)
+        request_sizes = np.full(answers.size, -1, np.int64)
+        request_sizes[from_table] = table.sizes[taken]
+        table.remove(taken)
+        request_sizes[here] = run.sizes[run.request[here]]
+        left = asks[run.kept(here, aged_here)]
+        table.add(words[left], run.sizes[left], run.times[left])
+        moved_flags = np.concatenate([moved, moved_far])
+        return run.settle(self.analyzer, request_sizes, paired, lost, moved_flags)
+
+    def _plan_dicts(self, run: _Run) -> Plan | None:
         analyzer = self.analyzer
         pending = analyzer.pending
         by_client = analyzer.pending_by_client
-        limit = analysis.MAX_PENDING
-        count = kinds.size
-        asks = np.flatnonzero(ASKING[kinds])
-        answers = np.flatnonzero(ANSWERING[kinds])
-        words = keys.view(np.uint64).reshape(count, _WORDS)
-        client_hash = _hash(words[:, :_CLIENT_WORDS])
-        asked_hash = client_hash[asks]
-        order = np.argsort(asked_hash)
-        ordered = asked_hash[order]
-        if np.any(ordered[1:] == ordered[:-1]) or _repeated(client_hash[answers]):
-            return None
+        asks, answers, words = run.asks, run.answers, run.words
         # the ageing by time: every pending request must stay younger than the timeout
         if asks.size:
             if not pending:
                 self.earliest = self.batch_earliest
-            ask_times = times[asks]
-            earliest = min(self.earliest, float(ask_times.min()))
-            latest = float(ask_times.max())
-            if not earliest > latest - analysis.PENDING_TIMEOUT:
+            if not run.young(self.earliest):
                 self.earliest = min(
                     self.batch_earliest, min(v[1] for v in pending.values()) if pending else np.inf
                 )
-                earliest = min(self.earliest, float(ask_times.min()))
-                if not earliest > latest - analysis.PENDING_TIMEOUT:
+                if not run.young(self.earliest):
                     return None
-        # each response: the request before it in the run with its client part, if any
-        at = np.minimum(np.searchsorted(ordered, client_hash[answers]), max(asks.size - 1, 0))
-        if asks.size:
-            request = asks[order[at]]
-            found = (ordered[at] == client_hash[answers]) & (request < answers)
-            found &= (words[request, :_CLIENT_WORDS] == words[answers, :_CLIENT_WORDS]).all(1)
-            same = found & (words[request] == words[answers]).all(1)
-        else:
-            request = np.zeros(answers.size, np.intp)
-            found = same = np.zeros(answers.size, bool)
-        key_bytes = keys.view(KEY_BYTES).ravel()
+        key_bytes = words.view(KEY_BYTES).ravel()
         asked_keys = key_bytes[asks].tolist()
         if not pending.keys().isdisjoint(asked_keys):
             return None  # a request asked again: its place in the table stays the old one
@@ -146,13 +287,13 @@ class Pairer:
             return None
         # the others: in the tables (an earlier run's request, perhaps answered from
         # another address: by client), or unsolicited
-        looked = np.flatnonzero(~same)
+        looked = np.flatnonzero(~run.same)
         looked_keys = key_bytes[answers[looked]].tolist()
         in_table = np.fromiter(map(pending.__contains__, looked_keys), bool, looked.size)
         from_table = looked[in_table]
         taken_keys = [looked_keys[i] for i in np.flatnonzero(in_table).tolist()]
-        moved = looked[~in_table & found[looked]]
-        rest = looked[~in_table & ~found[looked]]
+        moved = looked[~in_table & run.found[looked]]
+        rest = looked[~in_table & ~run.found[looked]]
         rest_clients = client_bytes(words[answers[rest]])
         by_asker = np.fromiter(map(by_client.__contains__, rest_clients), bool, rest.size)
         asker_clients = [rest_clients[i] for i in np.flatnonzero(by_asker).tolist()]
@@ -161,19 +302,12 @@ class Pairer:
         moved_far = rest[by_asker][asker_found]
         lost = np.concatenate([rest[~by_asker], rest[by_asker][~asker_found]])
         lost.sort()
-        paired_here = np.zeros(answers.size, bool)
-        paired_here[same] = True
+        paired_here = run.same.copy()
         paired_here[moved] = True
         paired = paired_here.copy()
         paired[from_table] = True
         paired[moved_far] = True
-        # ageing by MAX_PENDING: pending before each request, had nothing aged out
-        before = (
-            len(pending) + np.arange(asks.size) - np.searchsorted(answers[paired], asks)
-        )  # (responses before a request: searchsorted counts them)
-        aged = 0
-        if asks.size:
-            aged = max(0, int((before - limit + 1).max()))
+        aged = run.aged(len(pending), paired)
         old = min(aged, len(pending))
         aged_keys = list(islice(pending, old))
         if old and not (
@@ -182,48 +316,32 @@ class Pairer:
         ):
             return None
         aged_here = aged - old  # the run's own first requests
-        rank = np.zeros(count, np.intp)
-        rank[asks] = np.arange(asks.size)
-        if aged_here and paired_here.any() and rank[request[paired_here]].min() < aged_here:
+        here = np.flatnonzero(paired_here)
+        if aged_here and here.size and run.ranks()[run.request[here]].min() < aged_here:
             return None
         # decided: the tables as the per-message code leaves them
-        stats = analyzer.stats
         for key in aged_keys:
             del pending[key]
             by_client.pop(key[:CLIENT_KEY], None)
-        stats.unanswered += aged
-        request_sizes: list[int | None] = [None] * answers.size
-        for index, key in zip(from_table.tolist(), taken_keys, strict=True):
-            request_sizes[index] = pending.pop(key)[0]
+        analyzer.stats.unanswered += aged
+        request_sizes = np.full(answers.size, -1, np.int64)
+        sizes = []
+        for key in taken_keys:
+            sizes.append(pending.pop(key)[0])
             client = key[:CLIENT_KEY]
             if by_client.get(client) == key:
                 del by_client[client]
+        request_sizes[from_table] = sizes
         for client in asker_clients:
             del by_client[client]
         far_keys = [asker_keys[i] for i in np.flatnonzero(asker_found).tolist()]
-        for index, key in zip(moved_far.tolist(), far_keys, strict=True):
-            request_sizes[index] = pending.pop(key)[0]
-        here = np.flatnonzero(paired_here)
-        for index, size in zip(here.tolist(), sizes[request[here]].tolist(), strict=True):
-            request_sizes[index] = size
-        left = np.ones(asks.size, bool)
-        left[rank[request[here]]] = False
-        left[:aged_here] = False
+        request_sizes[moved_far] = [pending.pop(key)[0] for key in far_keys]
+        request_sizes[here] = run.sizes[run.request[here]]
+        left = run.kept(here, aged_here)
         kept = np.flatnonzero(left).tolist()
-        entries = zip(sizes[asks[left]].tolist(), times[asks[left]].tolist(), strict=True)
+        entries = zip(run.sizes[asks[left]].tolist(), run.times[asks[left]].tolist(), strict=True)
         pending.update(zip([asked_keys[i] for i in kept], entries, strict=True))
         by_client.update(
             zip([asked_clients[i] for i in kept], [asked_keys[i] for i in kept], strict=True)
         )
-        stats.paired += int(np.count_nonzero(paired))
-        stats.unsolicited += lost.size
-        unsolicited = analyzer.unsolicited
-        if unsolicited is not None and lost.size:
-            for key in key_bytes[answers[lost]].tolist():
-                if len(unsolicited) >= limit:
-                    break
-                unsolicited[key] = None
-        moved_flags = [False] * answers.size
-        for index in [*moved.tolist(), *moved_far.tolist()]:
-            moved_flags[index] = True
-        return Plan(answers, request_sizes, moved_flags)
+        return run.settle(analyzer, request_sizes, paired, lost, np.concatenate([moved, moved_far]))

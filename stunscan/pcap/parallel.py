@@ -32,9 +32,12 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 from stunscan.capture.files import PCAP_MAGICS, CaptureError, pcap_boundaries
 from stunscan.capture.stream import TCP_BUFFER_BUDGET
 from stunscan.pcap.analyzer import Analyzer, Stats, server_key
+from stunscan.pcap.block import SightingBlock
 from stunscan.pcap.feed import PcapFeed
 from stunscan.pcap.sighting import Sighting
 from stunscan.record import Record
@@ -124,22 +127,30 @@ def analyse_run(
     all_messages: bool = False,
     shown_as: str | None = None,
     tcp_buffer: int = TCP_BUFFER_BUDGET,
+    earlier: bool = True,
+    later: bool = True,
 ) -> Iterator[bytes]:
     """The messages of one run (the records between two offsets, or a whole file): tagged
     pickled batches of sightings, then the final :data:`RunState`. A file that cannot be
     read ends its run with the reason as the problem (``shown_as`` names it there);
-    ``tcp_buffer`` is this run's share of the TCP reassembly budget."""
-    analyzer = Analyzer(all_messages=all_messages, track_unsolicited=True, tcp_buffer=tcp_buffer)
+    ``tcp_buffer`` is this run's share of the TCP reassembly budget. ``earlier``: whether
+    the merge has runs before this one (else no response here can pair with theirs, and
+    the unanswered-for ones are not kept); ``later``: whether it has runs after (else the
+    requests still pending are only counted as unanswered, not sent)."""
+    analyzer = Analyzer(all_messages=all_messages, track_unsolicited=earlier, tcp_buffer=tcp_buffer)
     reader = PcapFeed(path, analyzer, start, end)
-    batch: list[Sighting] = []
+    batch: list[Sighting | SightingBlock] = []
+    rows = 0
     problem = None
     try:
-        for out in reader:
+        for out in reader.items():
             if out:
                 batch.extend(out)
-                if len(batch) >= BATCH:
+                rows += sum(len(item) if isinstance(item, SightingBlock) else 1 for item in out)
+                if rows >= BATCH:
                     yield _RECORDS + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
                     batch = []
+                    rows = 0
         problem = reader.problem
     except CaptureError as exc:
         problem = str(exc)
@@ -148,6 +159,8 @@ def analyse_run(
     if problem and shown_as:
         problem = problem.replace(str(path), shown_as)
     yield _RECORDS + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+    if not later:
+        analyzer.finish()  # (no run after this one to answer them)
     done: RunState = (analyzer.stats, dict(analyzer.pending), analyzer.unsolicited, problem)
     yield _DONE + pickle.dumps(done, pickle.HIGHEST_PROTOCOL)
 
@@ -270,13 +283,36 @@ class RunMerger:
         if self.files[index] == self._dropped_file:
             return
         earlier = self.earlier_pending
-        for sighting in pickle.loads(message[1:]):
+        for item in pickle.loads(message[1:]):
+            if isinstance(item, SightingBlock):
+                self._emit_block(item)
+                continue
+            sighting = item
             key = sighting.pair_key
             if sighting.request_size is None and key is not None:
                 request = earlier.get(key)
                 if request is not None:
                     sighting.request_size = request[0]
             self._emit_new(sighting)
+
+    def _emit_block(self, block: SightingBlock) -> None:
+        """A block's sightings whose servers no earlier run reported (blocks hold each
+        server's first response of the run; never made with ``all_messages``)."""
+        seen = self.tally.servers
+        rows = []
+        for row, server in enumerate(block.server_keys()):
+            if server not in seen:
+                seen.add(server)
+                rows.append(row)
+        if not rows:
+            return
+        earlier = self.earlier_pending
+        for sighting in block.sightings(np.array(rows, np.intp)):
+            if sighting.request_size is None:
+                request = earlier.get(sighting.pair_key)  # type: ignore[arg-type]
+                if request is not None:
+                    sighting.request_size = request[0]
+            self.emit(sighting)
 
     def _emit_new(self, sighting: Sighting) -> None:
         """Emit a run's sighting, unless its server was reported already (with
@@ -294,10 +330,13 @@ class RunMerger:
             self.emit(sighting)
 
 
-def _work(path: Path, start: int, end: int, channel: Any, tcp_buffer: int) -> None:
+def _work(
+    path: Path, start: int, end: int, channel: Any, tcp_buffer: int, earlier: bool, later: bool
+) -> None:
     # Ctrl-C reaches the whole process group: the parent alone handles it (and ends us)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for message in analyse_run(path, start, end, tcp_buffer=tcp_buffer):
+    runs = analyse_run(path, start, end, tcp_buffer=tcp_buffer, earlier=earlier, later=later)
+    for message in runs:
         channel.send_bytes(message)
     channel.close()
 
@@ -328,11 +367,14 @@ def analyse_in_parallel(
     processes = []
     merger = RunMerger([0] * len(runs), tally, emit_sighting)
     try:
-        for start, end in runs:
+        for index, (start, end) in enumerate(runs):
             receiver, sender = context.Pipe(duplex=False)
             share = max(tcp_buffer // len(runs), 1)
+            earlier, later = index > 0, index < len(runs) - 1
             process = context.Process(
-                target=_work, args=(path, start, end, sender, share), daemon=True
+                target=_work,
+                args=(path, start, end, sender, share, earlier, later),
+                daemon=True,
             )
             process.start()
             sender.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import stat
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,17 +16,18 @@ from typing import Any
 
 from rich.console import Console
 
+from stunscan import csvrow, roles
 from stunscan import protocol as proto
 from stunscan.capture.files import CaptureError, is_capture
 from stunscan.capture.stream import TCP_BUFFER_BUDGET
-from stunscan.enrich.columns import Enrichment
+from stunscan.enrich.columns import Enrichment, fill_line
 from stunscan.enrich.enricher import Enricher
 from stunscan.pcap.analyzer import Analyzer
 from stunscan.pcap.feed import PcapFeed
 from stunscan.pcap.filters import ReportFilter
 from stunscan.pcap.parallel import analyse_in_parallel, plan
 from stunscan.pcap.progress import RunProgress
-from stunscan.pcap.sighting import Sighting, row_fields
+from stunscan.pcap.sighting import Sighting, ip_text, row_fields
 from stunscan.record import CSVWriter, JSONLinesWriter, Record, enrich_cells, open_output
 from stunscan.render.records import records_table, summary_panel
 from stunscan.tally import summarize
@@ -34,6 +36,10 @@ from stunscan.text import printable
 INTERRUPTED = 130
 """The exit status of a run Ctrl-C cut short (128 + SIGINT), as shells report it."""
 NOTHING_TO_READ = 1
+"""The exit status when the inputs hold no capture at all."""
+FLUSH_EVERY = 0.25
+"""Seconds between flushes of the CSV (a line each time would cost more than making it;
+a capture read from a FIFO still shows its rows as they come)."""
 """The exit status when the inputs hold no capture at all."""
 
 
@@ -189,30 +195,54 @@ def run_capture_analysis(
         if cluster is not None:
             stack.callback(client.close)
         writers: list[Any] = []
-        csv_writer = CSVWriter(open_output(stack, csv_out)) if csv_out else None
+        csv_writer = CSVWriter(open_output(stack, csv_out), autoflush=False) if csv_out else None
         if csv_writer:
             writers.append(csv_writer)
         if json_out:
             writers.append(JSONLinesWriter(open_output(stack, json_out)))
 
-        def write(item: Record | list[str], enrichment: Enrichment | None) -> None:
+        texts: dict[int, tuple[Enrichment, str]] = {}
+        """The CSV text of each enrichment without a hostname (the enricher shares them by
+        place; each is kept here, so that its id is never another's)."""
+
+        def columns_text(enrichment: Enrichment) -> str:
+            if enrichment.hostname:
+                return enrichment.csv_text()
+            known = texts.get(id(enrichment))
+            if known is None:
+                known = texts[id(enrichment)] = (enrichment, enrichment.csv_text())
+            return known[1]
+
+        flushed = time.monotonic()
+
+        def write(
+            item: Record | list[str] | tuple[str, str], enrichment: Enrichment | None
+        ) -> None:
             """A row out, once its enrichment is complete (see stunscan.enrich.stream)."""
-            if isinstance(item, list):  # the CSV's cells alone (the fast path below)
-                if enrichment is not None:
-                    analyzer.tally.place(item[2], enrichment)
-                    enrich_cells(item, enrichment)
-                try:
+            nonlocal flushed
+            try:
+                if isinstance(item, tuple):  # (ip, CSV line) of the fast path below
+                    ip, text = item
+                    if enrichment is not None:
+                        analyzer.tally.place(ip, enrichment)
+                        text = fill_line(text, columns_text(enrichment))
+                    if csv_writer:
+                        csv_writer.write_line(text)
+                elif isinstance(item, list):  # the CSV's cells alone (the fast path below)
+                    if enrichment is not None:
+                        analyzer.tally.place(item[2], enrichment)
+                        enrich_cells(item, enrichment)
                     if csv_writer:
                         csv_writer.write_cells(item)
-                except OSError as exc:
-                    raise OutputError from exc
-                return
-            if enrichment is not None:
-                item.enrichment = enrichment
-                analyzer.tally.place(item.ip, enrichment)
-            try:
-                for writer in writers:
-                    writer.write(item)
+                else:
+                    if enrichment is not None:
+                        item.enrichment = enrichment
+                        analyzer.tally.place(item.ip, enrichment)
+                    for writer in writers:
+                        writer.write(item)
+                if csv_writer and time.monotonic() - flushed > FLUSH_EVERY:
+                    csv_writer.flush()
+                    flushed = time.monotonic()
             except OSError as exc:
                 raise OutputError from exc
 
@@ -238,13 +268,33 @@ def run_capture_analysis(
 
         def emit_sighting(sighting: Sighting) -> None:
             """A record to report, decoded in full only where a full record is wanted
-            (JSON, the table): the CSV row and the tally's figures come from csvrow."""
+            (JSON, the table): the CSV line and the tally's figures come from csvrow."""
             nonlocal written
-            role = sighting.role  # walks the bytes: once
+            rowed = not json_out and not sort and not credentials and len(shown) >= table_rows
+            data = sighting.data
+            made = None
+            if rowed:
+                ip = ip_text(sighting.src)
+                made = csvrow.line(data, sighting.time, ip, sighting.sport,
+                                   sighting.transport, sighting.request_size)  # fmt: skip
+            if made is not None:
+                role = roles.response_role((data[0] << 8) | data[1], made.signed)
+            else:
+                role = sighting.role  # walks the bytes: once
             if not chosen.keep(sighting, all_messages, role):
                 return
             counted = sighting.first and chosen.counts(role)
-            if not json_out and not sort and not credentials and len(shown) >= table_rows:
+            if made is not None and role is not None:
+                if counted:
+                    family = 6 if ":" in ip else 4
+                    analyzer.tally.figures(made.amplification, family, made.software)
+                written += 1
+                if stream is not None:
+                    stream.put(ip, (ip, made.text))
+                else:
+                    write((ip, made.text), None)
+                return
+            if rowed:
                 fields = row_fields(sighting, role)
                 if fields is not None:
                     cells, amplification, family, software = fields

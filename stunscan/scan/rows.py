@@ -17,7 +17,6 @@ more than MAX_ATTRIBUTES attributes before the end is left to the one-at-a-time 
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -25,8 +24,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from stunscan import protocol as proto
 from stunscan.codec import _ip_text
-from stunscan.csvrow import ROW_ATTRIBUTES
-from stunscan.record import _utc_text, csv_field
+from stunscan.csvrow import ROW_ATTRIBUTES, ipv4_cells, ratio_text, software_text, type_text
+from stunscan.record import _utc_text
 from stunscan.scan.answer import Answer, Row
 from stunscan.scan.triage import COOKIE, word16
 
@@ -95,8 +94,8 @@ def fill(buffer: np.ndarray, answers: list[Answer], starts: list[int]) -> None:
         software, field = "", ""
         start = software_at[row]
         if start >= 0:
-            software, field = _software(payload[start : start + software_size[row]])
-        amplification, tail = _ratio(total, basis)
+            software, field = software_text(payload[start : start + software_size[row]])
+        amplification, tail = ratio_text(total, basis)
         tid_text = payload[at:20].hex()
         cookie_text = tid_text[:8] if is_classic else "2112a442"
         print_fingerprint = f"0x{fingerprint[row]:08x}" if has_fingerprint_list[row] else ""
@@ -105,7 +104,7 @@ def fill(buffer: np.ndarray, answers: list[Answer], starts: list[int]) -> None:
             stamp = _utc_text(second)
         line = (
             f"{stamp},medium,{answer.ip},udp,{answer.port}{enriched}{tid_text},{cookie_text},"
-            f"{declared_length},{_type_text(kind)},{mapped[row]},{xor[row]},{field},"
+            f"{declared_length},{type_text(kind)},{mapped[row]},{xor[row]},{field},"
             f"{print_fingerprint},{tail}"
         )
         answer.row = Row(line, amplification, software)
@@ -170,35 +169,7 @@ def _addresses(
         strict=True,
     ):  # fmt: skip
         if is_v4:
-            cells[row] = _ipv4_cells(address, port_number)
+            cells[row] = ipv4_cells(address, port_number)
         else:
             cells[row] = f"02,{_ip_text(value[row].tobytes())},{port_number}"
     return cells
-
-
-@functools.lru_cache(maxsize=4096)
-def _ipv4_cells(number: int, port: int) -> str:
-    """An IPv4 address attribute's three cells, from its numbers, cached: every answer of a
-    scan carries the same XOR-MAPPED-ADDRESS, ours (codec's text of the address)."""
-    return f"01,{_ip_text(number.to_bytes(4, 'big'))},{port}"
-
-
-@functools.lru_cache(maxsize=4096)
-def _ratio(size: int, basis: int) -> tuple[float, str]:
-    """The amplification and the row's last two cells and newline ("2.60,52\\n"): a scan's
-    answers have few sizes."""
-    amplification = size / basis
-    return amplification, f"{amplification:.2f},{size}\n"
-
-
-@functools.lru_cache(maxsize=1024)
-def _type_text(msg_type: int) -> str:
-    return f"{msg_type:04x}"
-
-
-@functools.lru_cache(maxsize=1024)
-def _software(value: bytes) -> tuple[str, str]:
-    """A SOFTWARE value's text and its CSV cell (a scan sees few distinct ones; a hostile
-    server sending a new one each time only misses the cache)."""
-    text = value.decode("utf-8", "replace")
-    return text, csv_field(text)
