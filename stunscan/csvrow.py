@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import struct
 from dataclasses import dataclass
 
 from stunscan import codec
@@ -142,6 +143,7 @@ class Line:
 
 
 _INTEGRITY = frozenset(proto.INTEGRITY_ATTRIBUTES)
+_ATTRIBUTE_HEADER = struct.Struct(">HH").unpack_from
 
 
 def line(
@@ -166,17 +168,19 @@ def line(
     length = (data[2] << 8) | data[3]
     end = min(proto.HEADER_SIZE + length, len(data))
     key = data[4:20]
+    message = data[:end]  # (so that a value's slice stops at the message's end)
     found: dict[int, tuple[int, bytes]] = {}
     signed = False
     offset = proto.HEADER_SIZE
+    header = _ATTRIBUTE_HEADER
     while offset + 4 <= end:  # (as cells walks, and roles.is_signed: the same headers)
-        code = (data[offset] << 8) | data[offset + 1]
-        declared = (data[offset + 2] << 8) | data[offset + 3]
-        if code in _KINDS and code not in found:
-            found[code] = (declared, data[offset + 4 : min(offset + 4 + declared, end)])
+        code, declared = header(message, offset)
+        if code in _KINDS:
+            if code not in found:
+                found[code] = (declared, message[offset + 4 : offset + 4 + declared])
         elif code in _INTEGRITY:
             signed = True
-        offset = min(offset + 4 + ((declared + 3) & ~3), end)
+        offset += 4 + ((declared + 3) & ~3)
     classic = kind == proto.CLASSIC_MESSAGE
     mapped = _address_cells(found.get(proto.MAPPED_ADDRESS), key, xor=False)
     xor = _address_cells(found.get(proto.XOR_MAPPED_ADDRESS), key, xor=True) or _address_cells(

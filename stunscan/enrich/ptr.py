@@ -16,15 +16,17 @@ as ``\\DDD``, never decoded from IDNA): text from the network, escaped again whe
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ipaddress
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stunscan.special import is_special
+
+if TYPE_CHECKING:
+    import asyncio  # (imported where used: the pcap and scan commands without --ptr never)
 
 CONCURRENCY = 256
 DEFAULT_TIMEOUT = 2.0
@@ -64,6 +66,8 @@ def parse_resolver(text: str) -> tuple[str, int]:
 
 
 async def _cancel_all() -> None:
+    import asyncio
+
     current = asyncio.current_task()
     pending = [task for task in asyncio.all_tasks() if task is not current]
     for task in pending:
@@ -103,12 +107,16 @@ class PtrResolver:
             return found
         if not self.wanted(ip):
             return None
+        import asyncio
+
         loop = self._start()
         future = asyncio.run_coroutine_threadsafe(self._ask(ip), loop)
         self.cache[ip] = future
         return future
 
     def _start(self) -> asyncio.AbstractEventLoop:
+        import asyncio
+
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
@@ -118,6 +126,8 @@ class PtrResolver:
             return self._loop
 
     async def _ask(self, ip: str) -> PtrAnswer:
+        import asyncio
+
         import dns.exception
         import dns.resolver
         import dns.reversename
@@ -173,6 +183,8 @@ class PtrResolver:
             self._loop = self._thread = None
         if loop is None or thread is None:
             return
+        import asyncio
+
         with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(_cancel_all(), loop).result(timeout=2)
         loop.call_soon_threadsafe(loop.stop)
