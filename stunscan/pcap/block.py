@@ -16,7 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stunscan.pcap.sighting import Sighting
+from stunscan import csvlines
+from stunscan import protocol as proto
+from stunscan.enrich.columns import EMPTY_COLUMNS
+from stunscan.pcap.sighting import Sighting, ip_text
 
 _KEY_BYTES = np.dtype((np.void, 64))
 _SERVER_BYTES = np.dtype((np.void, 24))
@@ -58,42 +61,65 @@ class SightingBlock:
         servers = np.ascontiguousarray(self.servers).view(_SERVER_BYTES)
         return servers.ravel().tolist()  # type: ignore[no-any-return]
 
-    def sightings(self, rows: np.ndarray | None = None) -> list[Sighting]:
+    def pair_keys(self, rows: np.ndarray) -> list[bytes]:
+        return np.ascontiguousarray(self.keys[rows]).view(_KEY_BYTES).ravel().tolist()  # type: ignore[no-any-return]
+
+    def sightings(
+        self, rows: np.ndarray | None = None, request_sizes: list[int | None] | None = None
+    ) -> list[Sighting]:
         """The rows (all, or these indices in order) as the Sighting objects the
-        per-message code makes."""
+        per-message code makes, each with its CSV line where ``stunscan.csvlines`` can
+        make it; ``request_sizes``: the rows' own, if the merge found some."""
         if rows is None:
             rows = np.arange(len(self))
         ends = self.ends[rows]
         starts = np.where(rows > 0, self.ends[np.maximum(rows - 1, 0)], 0)
-        keys = np.ascontiguousarray(self.keys[rows]).view(_KEY_BYTES).ravel().tolist()
+        keys = self.pair_keys(rows)
+        if request_sizes is None:
+            request_sizes = [
+                None if size < 0 else size for size in self.request_sizes[rows].tolist()
+            ]
+        times = self.times[rows].tolist()
+        transports = ["tcp" if tcp else "udp" for tcp in self.tcp[rows].tolist()]
         data = self.data
         out = []
-        for when, tcp, key, size, moved, start, end in zip(
-            self.times[rows].tolist(),
-            self.tcp[rows].tolist(),
+        heads = []
+        for when, transport, key, size, moved, start, end in zip(
+            times,
+            transports,
             keys,
-            self.request_sizes[rows].tolist(),
+            request_sizes,
             self.moved[rows].tolist(),
             starts.tolist(),
             ends.tolist(),
             strict=True,
         ):
             length = key[35]  # (the key's address length byte)
+            source = key[40 : 40 + length]
+            port = (key[56] << 8) | key[57]
             out.append(
                 Sighting(
                     when,
-                    "tcp" if tcp else "udp",
+                    transport,
                     data[start:end],
-                    key[40 : 40 + length],
-                    (key[56] << 8) | key[57],
+                    source,
+                    port,
                     key[16 : 16 + length],
                     (key[32] << 8) | key[33],
-                    None if size < 0 else size,
+                    size,
                     key,
                     moved,
                     True,
                 )
             )
+            heads.append(f"{ip_text(source)},{transport},{port}")
+        buffer = np.frombuffer(data + bytes(csvlines.PADDING), np.uint8)
+        bases = [size or len(proto.REFERENCE_PROBE) for size in request_sizes]
+        made = csvlines.lines(
+            buffer, starts, ends - starts, times, heads, bases, enriched=EMPTY_COLUMNS, extent=True
+        )
+        for sighting, line in zip(out, made, strict=True):
+            sighting.line = line
         return out
 
 

@@ -307,11 +307,17 @@ class RunMerger:
         if not rows:
             return
         earlier = self.earlier_pending
-        for sighting in block.sightings(np.array(rows, np.intp)):
-            if sighting.request_size is None:
-                request = earlier.get(sighting.pair_key)  # type: ignore[arg-type]
-                if request is not None:
-                    sighting.request_size = request[0]
+        picked = np.array(rows, np.intp)
+        sizes: list[int | None] = []
+        for size, key in zip(
+            block.request_sizes[picked].tolist(), block.pair_keys(picked), strict=True
+        ):
+            if size < 0:  # unsolicited in its run: perhaps asked in an earlier one
+                request = earlier.get(key)
+                sizes.append(None if request is None else request[0])
+            else:
+                sizes.append(size)
+        for sighting in block.sightings(picked, sizes):
             self.emit(sighting)
 
     def _emit_new(self, sighting: Sighting) -> None:

@@ -275,8 +275,10 @@ def run_capture_analysis(
             made = None
             if rowed:
                 ip = ip_text(sighting.src)
-                made = csvrow.line(data, sighting.time, ip, sighting.sport,
-                                   sighting.transport, sighting.request_size)  # fmt: skip
+                made = sighting.line or csvrow.line(
+                    data, sighting.time, ip, sighting.sport, sighting.transport,
+                    sighting.request_size,
+                )  # fmt: skip
             if made is not None:
                 role = roles.response_role((data[0] << 8) | data[1], made.signed)
             else:

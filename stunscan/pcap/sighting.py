@@ -11,6 +11,7 @@ import socket
 from dataclasses import dataclass
 
 from stunscan import codec, csvrow, roles
+from stunscan.csvrow import Line
 from stunscan.record import Record
 from stunscan.text import endpoint_text
 
@@ -32,6 +33,8 @@ class Sighting:
     """Answered from another address than the request went to (see Analyzer._pair)."""
     first: bool = False
     """The first response seen from its server: the one the server tally counts."""
+    line: Line | None = None
+    """Its report row's CSV line, when made already (``stunscan.pcap.block``)."""
 
     def __reduce__(self) -> tuple[type[Sighting], tuple[object, ...]]:
         """Pickled as its fields in order: several times faster than a slots class's
@@ -48,6 +51,7 @@ class Sighting:
             self.pair_key,
             self.moved,
             self.first,
+            self.line,
         )
 
     @property

@@ -1,40 +1,19 @@
 """The report's CSV lines for a batch of answers at once, read from the receive ring.
 
-When every target answers, the sniffer writes a line per answer, and reading a row's four
-attributes from each message in Python (``csvrow.cells``, which ``Answer.cells`` uses one
-answer at a time) costs more than judging the frame. Here the attribute walk, the address
-values (un-XORed) and the header fields of a whole batch are numpy columns over the
-messages' bytes; what stays per answer is text: cached address and SOFTWARE text, hex of
-the transaction ID and one f-string.
-
-The rules are csvrow's (the first of each attribute counts; a value cut short by the
-message's end, or an address of the wrong length or family, counts as absent), and the
-line is ``record.csv_line``'s (SOFTWARE made safe and quoted by ``record.csv_field``;
-every other cell is digits, hex or an address). A message longer than WIDTH bytes or with
-more than MAX_ATTRIBUTES attributes before the end is left to the one-at-a-time path.
-``tests/test_scan_triage.py`` holds both paths to the same lines.
+When every target answers, the sniffer writes a line per answer; making them one at a
+time (``Answer.cells``) costs more than judging the frames. ``stunscan.csvlines`` makes a
+batch's lines with numpy, from the messages where they lie in the ring; the answers it
+leaves (too long, too many attributes, a vendor's method) keep no row and take the
+one-at-a-time path. ``tests/test_scan_triage.py`` holds both paths to the same lines.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
+from stunscan import csvlines
 from stunscan import protocol as proto
-from stunscan.codec import _ip_text
-from stunscan.csvrow import ROW_ATTRIBUTES, ipv4_cells, ratio_text, software_text, type_text
-from stunscan.record import _utc_text
 from stunscan.scan.answer import Answer, Row
-from stunscan.scan.triage import COOKIE, word16
-
-WIDTH = 512
-"""Bytes of each message read here."""
-MAX_ATTRIBUTES = 24
-MAPPED, XOR, XOR_LEGACY, SOFTWARE, FINGERPRINT = range(len(ROW_ATTRIBUTES))
-_SLOT = np.full(65536, -1, np.int8)
-_SLOT[list(ROW_ATTRIBUTES)] = np.arange(len(ROW_ATTRIBUTES))
 
 
 def fill(buffer: np.ndarray, answers: list[Answer], starts: list[int]) -> None:
@@ -44,132 +23,16 @@ def fill(buffer: np.ndarray, answers: list[Answer], starts: list[int]) -> None:
     if not answers:
         return
     basis = answers[0].asked.request_size or len(proto.REFERENCE_PROBE)
-    enriched = answers[0].asked.columns
-    sizes = np.array([len(answer.payload) for answer in answers], dtype=np.int64)
-    at_start = np.array(starts, dtype=np.int64)
-    fits = (sizes <= WIDTH) & (at_start + WIDTH <= len(buffer))
-    picked = np.flatnonzero(fits)
-    if not picked.size:
-        return
-    data = sliding_window_view(buffer, WIDTH)[at_start[picked]]
-    size = sizes[picked]
-    msg_type = word16(data, 0)
-    length = word16(data, 2)
-    end = np.minimum(20 + length, size)
-    classic = ~(data[:, 4:8] == COOKIE).all(axis=1)
-    found, declared, walked = _walk(data, end)
-    # a value runs from its attribute's offset + 4 to its declared end, cut at the message's
-    value_size = np.minimum(declared, end[:, None] - found - 4)
-    whole = (found >= 0) & (value_size == declared)
-    mapped = _addresses(data, found[:, MAPPED], declared[:, MAPPED], whole[:, MAPPED], None)
-    key = data[:, 4:20]
-    xor = _addresses(data, found[:, XOR], declared[:, XOR], whole[:, XOR], key)
-    legacy = _addresses(
-        data, found[:, XOR_LEGACY], declared[:, XOR_LEGACY], whole[:, XOR_LEGACY], key
+    made = csvlines.lines(
+        buffer,
+        starts,
+        [len(answer.payload) for answer in answers],
+        [answer.time for answer in answers],
+        [f"{answer.ip},udp,{answer.port}" for answer in answers],
+        np.full(len(answers), basis, np.int64),
+        enriched=answers[0].asked.columns,
+        extent=False,
     )
-    xor = [x or y or ",," for x, y in zip(xor, legacy, strict=True)]
-    mapped = [x or ",," for x in mapped]
-    software_at = np.where(whole[:, SOFTWARE], found[:, SOFTWARE] + 4, -1).tolist()
-    software_size = declared[:, SOFTWARE].tolist()
-    has_fingerprint = whole[:, FINGERPRINT] & (declared[:, FINGERPRINT] == 4)
-    fingerprint = _word(data, np.where(has_fingerprint, found[:, FINGERPRINT] + 4, 0)).tolist()
-    has_fingerprint_list = has_fingerprint.tolist()
-    ident_at = np.where(classic, 4, 8)
-    second, stamp = -1, ""
-    for row, index, done, kind, total, declared_length, is_classic, at in zip(
-        range(picked.size),
-        picked.tolist(),
-        walked.tolist(),
-        msg_type.tolist(),
-        size.tolist(),
-        length.tolist(),
-        classic.tolist(),
-        ident_at.tolist(),
-        strict=True,
-    ):
-        if not done or not proto.known_method(kind):
-            continue  # (a vendor's method: its codes mean no MAPPED; csvrow says so)
-        answer = answers[index]
-        payload = answer.payload
-        software, field = "", ""
-        start = software_at[row]
-        if start >= 0:
-            software, field = software_text(payload[start : start + software_size[row]])
-        amplification, tail = ratio_text(total, basis)
-        tid_text = payload[at:20].hex()
-        cookie_text = tid_text[:8] if is_classic else "2112a442"
-        print_fingerprint = f"0x{fingerprint[row]:08x}" if has_fingerprint_list[row] else ""
-        if math.floor(answer.time) != second:  # answers come in runs within one second
-            second = math.floor(answer.time)
-            stamp = _utc_text(second)
-        line = (
-            f"{stamp},medium,{answer.ip},udp,{answer.port}{enriched}{tid_text},{cookie_text},"
-            f"{declared_length},{type_text(kind)},{mapped[row]},{xor[row]},{field},"
-            f"{print_fingerprint},{tail}"
-        )
-        answer.row = Row(line, amplification, software)
-
-
-def _word(data: np.ndarray, offset: np.ndarray) -> np.ndarray:
-    return word16(data, offset) << 16 | word16(data, offset + 2)
-
-
-def _walk(data: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For each message: the offset of the first of each wanted attribute (-1: none), its
-    declared length, and whether the walk reached the message's end here."""
-    count = len(data)
-    found = np.full((count, len(ROW_ATTRIBUTES)), -1, np.int64)
-    declared = np.zeros((count, len(ROW_ATTRIBUTES)), np.int64)
-    offset = np.full(count, 20, np.int64)
-    active = np.flatnonzero(offset + 4 <= end)
-    for _ in range(MAX_ATTRIBUTES):
-        if not active.size:
-            break
-        at = offset[active]
-        code = word16(data, at, active)
-        size = word16(data, at + 2, active)
-        slot = _SLOT[code].astype(np.int64)
-        wanted = np.flatnonzero(slot >= 0)
-        rows, slots = active[wanted], slot[wanted]
-        first = found[rows, slots] < 0
-        found[rows[first], slots[first]] = at[wanted][first]
-        declared[rows[first], slots[first]] = size[wanted][first]
-        offset[active] = np.minimum(at + 4 + ((size + 3) & ~3), end[active])
-        active = active[offset[active] + 4 <= end[active]]
-    walked = np.ones(count, bool)
-    walked[active] = False
-    return found, declared, walked
-
-
-def _addresses(
-    data: np.ndarray,
-    found: np.ndarray,
-    declared: np.ndarray,
-    whole: np.ndarray,
-    key: np.ndarray | None,
-) -> list[str | None]:
-    """Each row's address attribute as its three cells ("01,192.0.2.1,3478"), or None if
-    absent or malformed; un-XORed with ``key`` (cookie and ID) if given."""
-    picked = np.arange(len(data))
-    at = np.where(whole, found, 0)
-    family = data[picked, at + 5].astype(np.int64)
-    ok = whole & (((declared == 8) & (family == 1)) | ((declared == 20) & (family == 2)))
-    port = word16(data, at + 6)
-    columns = np.minimum(at[:, None] + 8 + np.arange(16), data.shape[1] - 1)  # (v4: 4 used)
-    value = data[picked[:, None], columns]
-    if key is not None:
-        port ^= key[:, 0].astype(np.int64) << 8 | key[:, 1]
-        value = value ^ key
-    cells: list[str | None] = [None] * len(data)
-    chosen = np.flatnonzero(ok)
-    v4 = family[chosen] == 1
-    number = value[chosen, :4].astype(np.int64) << np.array([24, 16, 8, 0])
-    for row, is_v4, address, port_number in zip(
-        chosen.tolist(), v4.tolist(), number.sum(axis=1).tolist(), port[chosen].tolist(),
-        strict=True,
-    ):  # fmt: skip
-        if is_v4:
-            cells[row] = ipv4_cells(address, port_number)
-        else:
-            cells[row] = f"02,{_ip_text(value[row].tobytes())},{port_number}"
-    return cells
+    for answer, line in zip(answers, made, strict=True):
+        if line is not None:
+            answer.row = Row(line.text, line.amplification, line.software)

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from stunscan import protocol as proto
+from stunscan.csvlines import word16
 from stunscan.scan.targets import Targets
 from stunscan.scan.txid import TransactionKey
 
@@ -191,15 +192,6 @@ class Triage:
         targets = Targets(np.full(len(low), family, np.uint8), high, low, ports.astype(np.uint16))
         expected = self.key.transaction_ids(family, targets, probe.astype(np.uint8))
         return (expected == ident).all(axis=1)
-
-
-def word16(
-    data: np.ndarray, offset: int | np.ndarray, rows: np.ndarray | None = None
-) -> np.ndarray:
-    """The big-endian 16-bit word at ``offset`` (one, or one per row) of each row of
-    ``data`` (of ``rows`` only, if given)."""
-    picked = np.arange(len(data)) if rows is None else rows
-    return data[picked, offset].astype(np.int64) << 8 | data[picked, offset + 1]
 
 
 def _window(rows: np.ndarray, offset: np.ndarray, width: int) -> np.ndarray:
