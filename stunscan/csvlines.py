@@ -47,6 +47,8 @@ _SLOT[list(ROW_ATTRIBUTES)] = np.arange(len(ROW_ATTRIBUTES))
 _INTEGRITY = np.zeros(65536, bool)
 _INTEGRITY[list(proto.INTEGRITY_ATTRIBUTES)] = True
 _COOKIE = np.frombuffer(proto.MAGIC_COOKIE_BYTES, np.uint8)
+_KNOWN_TYPE = np.array([proto.known_method(kind) for kind in range(65536)], bool)
+"""``proto.known_method`` of every message type."""
 
 
 def word16(
@@ -109,35 +111,40 @@ def lines(
     software_at = np.where(whole[:, SOFTWARE], found[:, SOFTWARE] + 4, -1).tolist()
     software_size = declared[:, SOFTWARE].tolist()
     has_fingerprint = whole[:, FINGERPRINT] & (declared[:, FINGERPRINT] == 4)
-    fingerprint = _word(data, np.where(has_fingerprint, found[:, FINGERPRINT] + 4, 0)).tolist()
-    has_fingerprint_list = has_fingerprint.tolist()
-    ident_at = np.where(classic, 4, 8)
+    fingerprint = _word(data, np.where(has_fingerprint, found[:, FINGERPRINT] + 4, 0))
+    fingerprints = [
+        f"0x{value:08x}" if present else ""
+        for value, present in zip(fingerprint.tolist(), has_fingerprint.tolist(), strict=True)
+    ]
+    # every row's ID in hex at once: the 16 bytes after the length, of which a STUN
+    # message's ID is the last 12 (the cookie first)
+    idents = data[:, 4:20].tobytes().hex()
+    ident_from = np.where(classic, 0, 8) + 32 * np.arange(picked.size)
+    decided = walked & _KNOWN_TYPE[msg_type]  # (a vendor's method: csvrow says so)
     basis = np.asarray(bases, np.int64)[picked].tolist()
+    wanted = np.flatnonzero(decided)
     second, stamp = -1, ""
-    for row, index, done, kind, total, declared_length, is_classic, at, is_signed in zip(
-        range(picked.size),
-        picked.tolist(),
-        walked.tolist(),
-        msg_type.tolist(),
-        reported.tolist(),
-        length.tolist(),
-        classic.tolist(),
-        ident_at.tolist(),
-        signed.tolist(),
+    view = memoryview(buffer)  # type: ignore[arg-type]
+    for row, index, kind, total, declared_length, is_classic, at, is_signed, start in zip(
+        wanted.tolist(),
+        picked[wanted].tolist(),
+        msg_type[wanted].tolist(),
+        reported[wanted].tolist(),
+        length[wanted].tolist(),
+        classic[wanted].tolist(),
+        ident_from[wanted].tolist(),
+        signed[wanted].tolist(),
+        at_start[picked[wanted]].tolist(),
         strict=True,
     ):
-        if not done or not proto.known_method(kind):
-            continue  # (a vendor's method: its codes mean no MAPPED; csvrow says so)
-        start = int(at_start[index])
         software, field = "", ""
         value_at = software_at[row]
         if value_at >= 0:
-            value = buffer[start + value_at : start + value_at + software_size[row]]
-            software, field = software_text(value.tobytes())
+            value_at += start
+            software, field = software_text(bytes(view[value_at : value_at + software_size[row]]))
         amplification, tail = ratio_text(total, basis[row])
-        tid_text = buffer[start + at : start + 20].tobytes().hex()
+        tid_text = idents[at : row * 32 + 32]
         cookie_text = tid_text[:8] if is_classic else "2112a442"
-        print_fingerprint = f"0x{fingerprint[row]:08x}" if has_fingerprint_list[row] else ""
         when = times[index]
         if math.floor(when) != second:  # messages come in runs within one second
             second = math.floor(when)
@@ -145,7 +152,7 @@ def lines(
         line = (
             f"{stamp},medium,{heads[index]}{enriched}{tid_text},{cookie_text},"
             f"{declared_length},{type_text(kind)},{mapped[row]},{xor[row]},{field},"
-            f"{print_fingerprint},{tail}"
+            f"{fingerprints[row]},{tail}"
         )
         out[index] = Line(line, amplification, software, is_signed)
     return out

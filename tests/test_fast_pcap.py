@@ -33,7 +33,7 @@ from stunscan.pcap import pairing
 from stunscan.pcap.analyzer import Analyzer
 from stunscan.pcap.feed import PcapFeed, fast_enabled
 from stunscan.pcap.parallel import analyse_in_parallel
-from stunscan.pcap.sighting import Sighting, row_fields
+from stunscan.pcap.sighting import Sighting, ip_text, row_fields
 from stunscan.record import Record, csv_line, enrich_cells, safe_cell
 from stunscan.tally import ServerTally
 
@@ -231,6 +231,28 @@ def test_only_classic_ethernet_pcaps_take_the_fast_path(tmp_path: Path) -> None:
     assert not fast_enabled(ethernet[:10])
 
 
+def assert_bulk_line(sighting: Sighting) -> bool:
+    """A line made a block at a time (stunscan.csvlines) is csvrow.line's; True if made."""
+    if sighting.line is None:
+        return False
+    single = csvrow.line(sighting.data, sighting.time, ip_text(sighting.src),
+                         sighting.sport, sighting.transport, sighting.request_size)  # fmt: skip
+    assert single == sighting.line
+    return True
+
+
+@pytest.mark.parametrize("shape", ["mixed", "unpaired", "answered"])
+def test_lines_made_in_bulk_are_made_one_at_a_time_too(
+    shape: str, mixed: Path, tmp_path: Path
+) -> None:
+    path = mixed
+    if shape != "mixed":
+        path = tmp_path / "scan.pcap"
+        generate_scan(path, 9_000, shape)
+    made = [assert_bulk_line(s) for batch in PcapFeed(path, Analyzer()) for s in batch]
+    assert sum(made) > len(made) // 2
+
+
 def test_parallel_runs_with_rows_from_bytes_match_one_reader(mixed: Path) -> None:
     analyzer = Analyzer()
     expected = [
@@ -242,11 +264,15 @@ def test_parallel_runs_with_rows_from_bytes_match_one_reader(mixed: Path) -> Non
     tally = ServerTally()
     rows: list[list[str]] = []
 
+    made_in_bulk = 0
+
     def emit_sighting(sighting: Sighting) -> None:
+        nonlocal made_in_bulk
         fields = row_fields(sighting)
         assert fields is not None
         rows.append(fields[0])
         tally.figures(*fields[1:])
+        made_in_bulk += assert_bulk_line(sighting)
 
     size = mixed.stat().st_size
     data = mixed.read_bytes()
@@ -260,6 +286,7 @@ def test_parallel_runs_with_rows_from_bytes_match_one_reader(mixed: Path) -> Non
     stats, problem = analyse_in_parallel(mixed, cuts, lambda r: None, tally, emit_sighting)
     assert problem is None
     assert rows == expected
+    assert made_in_bulk > 0  # (the merge's lines, made a block at a time, were checked)
     assert sorted(tally.factors) == sorted(analyzer.tally.factors)
     assert dataclasses.asdict(stats) == dataclasses.asdict(analyzer.stats)
 
