@@ -58,6 +58,8 @@ class ReportFilter:
             if sighting.first:
                 self.left_out[role or "not a response"] += 1
             return False
+        if not (self.ports or self.servers or self.public_only):
+            return True
         address, port = sighting.server
         if self.ports and port not in self.ports:
             return self._drop(sighting, "other port")
