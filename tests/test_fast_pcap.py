@@ -28,8 +28,8 @@ from stunscan import protocol as proto
 from stunscan.capture import recordwalk
 from stunscan.enrich.columns import Enrichment, Place, fill_line
 from stunscan.pcap import analyzer as analysis
+from stunscan.pcap import block, pairing
 from stunscan.pcap import feed as fastpcap
-from stunscan.pcap import pairing
 from stunscan.pcap.analyzer import Analyzer
 from stunscan.pcap.feed import PcapFeed, fast_enabled
 from stunscan.pcap.parallel import analyse_in_parallel
@@ -241,9 +241,14 @@ def assert_bulk_line(sighting: Sighting) -> bool:
     return True
 
 
+@pytest.fixture
+def bulk_lines_always(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(block, "BULK_LINES", 1)
+
+
 @pytest.mark.parametrize("shape", ["mixed", "unpaired", "answered"])
 def test_lines_made_in_bulk_are_made_one_at_a_time_too(
-    shape: str, mixed: Path, tmp_path: Path
+    shape: str, mixed: Path, tmp_path: Path, bulk_lines_always: None
 ) -> None:
     path = mixed
     if shape != "mixed":
@@ -253,7 +258,9 @@ def test_lines_made_in_bulk_are_made_one_at_a_time_too(
     assert sum(made) > len(made) // 2
 
 
-def test_parallel_runs_with_rows_from_bytes_match_one_reader(mixed: Path) -> None:
+def test_parallel_runs_with_rows_from_bytes_match_one_reader(
+    mixed: Path, bulk_lines_always: None
+) -> None:
     analyzer = Analyzer()
     expected = [
         list(analyzer.record(s).row().values())
