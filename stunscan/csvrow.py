@@ -62,15 +62,8 @@ def cells(
     end = min(proto.HEADER_SIZE + length, len(data))
     key = data[4:20]
     found: dict[int, tuple[int, bytes]] = {}
-    offset = proto.HEADER_SIZE
-    if not proto.known_method((data[0] << 8) | data[1]):
-        offset = end  # a vendor's message: its codes need not mean STUN's (codec: opaque)
-    while offset + 4 <= end:  # (fewer bytes left: trailing bytes, no attribute)
-        code = (data[offset] << 8) | data[offset + 1]
-        declared = (data[offset + 2] << 8) | data[offset + 3]
-        if code in _KINDS and code not in found:
-            found[code] = (declared, data[offset + 4 : min(offset + 4 + declared, end)])
-        offset = min(offset + 4 + ((declared + 3) & ~3), end)
+    if proto.known_method((data[0] << 8) | data[1]):  # (a vendor's codes need not mean
+        found = _walk(data[:end], end)[0]  # STUN's: codec leaves its message opaque)
     mapped = _address(found.get(proto.MAPPED_ADDRESS), key, xor=False)
     xor = _address(found.get(proto.XOR_MAPPED_ADDRESS), key, xor=True) or _address(
         found.get(proto.XOR_MAPPED_ADDRESS_LEGACY), key, xor=True
@@ -168,19 +161,7 @@ def line(
     length = (data[2] << 8) | data[3]
     end = min(proto.HEADER_SIZE + length, len(data))
     key = data[4:20]
-    message = data[:end]  # (so that a value's slice stops at the message's end)
-    found: dict[int, tuple[int, bytes]] = {}
-    signed = False
-    offset = proto.HEADER_SIZE
-    header = _ATTRIBUTE_HEADER
-    while offset + 4 <= end:  # (as cells walks, and roles.is_signed: the same headers)
-        code, declared = header(message, offset)
-        if code in _KINDS:
-            if code not in found:
-                found[code] = (declared, message[offset + 4 : offset + 4 + declared])
-        elif code in _INTEGRITY:
-            signed = True
-        offset += 4 + ((declared + 3) & ~3)
+    found, signed = _walk(data[:end], end)
     classic = kind == proto.CLASSIC_MESSAGE
     mapped = _address_cells(found.get(proto.MAPPED_ADDRESS), key, xor=False)
     xor = _address_cells(found.get(proto.XOR_MAPPED_ADDRESS), key, xor=True) or _address_cells(
@@ -203,6 +184,25 @@ def line(
         f"{field},{fingerprint},{tail}"
     )
     return Line(text, amplification, software, signed)
+
+
+def _walk(message: bytes, end: int) -> tuple[dict[int, tuple[int, bytes]], bool]:
+    """The first of each row attribute as (declared length, value cut at the message's
+    end), and whether MESSAGE-INTEGRITY(-SHA256) is there (the headers ``roles.is_signed``
+    reads). ``message``: the bytes up to the message's ``end``."""
+    found: dict[int, tuple[int, bytes]] = {}
+    signed = False
+    offset = proto.HEADER_SIZE
+    header = _ATTRIBUTE_HEADER
+    while offset + 4 <= end:  # (fewer bytes left: trailing bytes, no attribute)
+        code, declared = header(message, offset)
+        if code in _KINDS:
+            if code not in found:
+                found[code] = (declared, message[offset + 4 : offset + 4 + declared])
+        elif code in _INTEGRITY:
+            signed = True
+        offset += 4 + ((declared + 3) & ~3)
+    return found, signed
 
 
 def _address_cells(item: tuple[int, bytes] | None, key: bytes, *, xor: bool) -> str:
