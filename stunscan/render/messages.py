@@ -13,14 +13,20 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from stunscan import codec
 from stunscan import protocol as proto
-from stunscan.jsonshape import layer_attribute_json
+from stunscan.jsonshape import codec_attribute_json, layer_attribute_json
 from stunscan.render.cells import cell, check_mark, hex_preview
 from stunscan.text import endpoint_text, printable
 
 MAX_SHOWN_ATTRIBUTES = 200
 """Attributes shown in a panel or an explanation; a line says how many more there are
 (real messages hold a few dozen at most; ``decode --json`` always lists every one)."""
+
+
+def not_shown(count: int) -> str:
+    """The line that stands for the attributes past :data:`MAX_SHOWN_ATTRIBUTES`."""
+    return f"{count:,} more attribute{'s' if count != 1 else ''} not shown"
 
 
 def context_title(origin: str, found: Any) -> str:
@@ -66,10 +72,30 @@ def message_json(origin: str, message: Any, found: Any) -> dict[str, object]:
         result["type_name"] = message.type_name
         result["transaction_id"] = bytes(message.transaction_id).hex()
         result["fingerprint"] = message.fingerprint_ok()
-        result["attributes"] = [
-            layer_attribute_json(a) for a in message.attributes if hasattr(a, "attribute_name")
-        ]
+        result["attributes"] = attributes_json(message)
     return result
+
+
+def attributes_json(message: Any) -> list[dict[str, Any]]:
+    """Every attribute of a dissected message as JSON: the first
+    :data:`MAX_SHOWN_ATTRIBUTES` from the Scapy layer (those the panel shows), the rest from
+    the fast codec on the same bytes, so that a message of 16,383 attributes is not made
+    into 16,383 packets. The two decoders agree field by field (tests/test_codec_*, the fuzz
+    campaign); should they ever differ in count here, the layer gives them all."""
+    attributes = message.attributes
+    shown = [
+        layer_attribute_json(a)
+        for a in attributes[:MAX_SHOWN_ATTRIBUTES]
+        if hasattr(a, "attribute_name")
+    ]
+    if len(attributes) <= MAX_SHOWN_ATTRIBUTES:
+        return shown
+    decoded = codec.decode(message.message_bytes())
+    if decoded is None or len(decoded.attributes) != len(attributes):
+        rest = attributes[MAX_SHOWN_ATTRIBUTES:]
+        return shown + [layer_attribute_json(a) for a in rest if hasattr(a, "attribute_name")]
+    rest = decoded.attributes[MAX_SHOWN_ATTRIBUTES:]
+    return shown + [codec_attribute_json(a) for a in rest if a.code >= 0]
 
 
 def message_panel(
@@ -118,7 +144,7 @@ def message_panel(
             ),
         )
     if len(attributes) > MAX_SHOWN_ATTRIBUTES:
-        table.add_row("…", f"{len(attributes) - MAX_SHOWN_ATTRIBUTES} more attributes", "", "")
+        table.add_row("…", not_shown(len(attributes) - MAX_SHOWN_ATTRIBUTES), "", "")
     parts: list[Any] = [facts, table]
     if reasons:
         parts.append(
@@ -214,7 +240,7 @@ def explain_table(
         offset += len(raw)
     if len(attributes) > MAX_SHOWN_ATTRIBUTES:
         more = len(attributes) - MAX_SHOWN_ATTRIBUTES
-        table.add_row(str(offset), "…", f"{more} more attributes", f"up to byte {len(wire)}")
+        table.add_row(str(offset), "…", not_shown(more), f"up to byte {len(wire)}")
     return table
 
 
