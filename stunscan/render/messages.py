@@ -29,6 +29,11 @@ def not_shown(count: int) -> str:
     return f"{count:,} more attribute{'s' if count != 1 else ''} not shown"
 
 
+MAX_EXPLAINED_ATTRIBUTES = 100
+"""Attributes ``explain`` takes byte by byte (two or three rows each, then the budget's row
+each): past a hundred it teaches nothing more, and rich takes about a millisecond a row."""
+
+
 def context_title(origin: str, found: Any) -> str:
     """Where a message was seen, as tshark shows it: 'file.pcap  frame 12
     13:14:27.123456  192.0.2.1:3478 → 192.0.2.9:40000  udp' (UTC), marked when quoted
@@ -157,7 +162,7 @@ def explain_table(
     message: Any, integrity: dict[int, bool] | None = None, title: str | None = None
 ) -> Table:
     """The message byte by byte: offset, bytes, field, what they mean (for teaching); the
-    first :data:`MAX_SHOWN_ATTRIBUTES` attributes, then how many more.
+    first :data:`MAX_EXPLAINED_ATTRIBUTES` attributes, then how many more.
 
     ``integrity`` maps the offset of each MESSAGE-INTEGRITY(-SHA256) to its verdict when a
     key was given (``render.teach.integrity_verdicts``)."""
@@ -206,7 +211,7 @@ def explain_table(
         )
     offset = proto.HEADER_SIZE
     attributes = message.attributes
-    for attr in attributes[:MAX_SHOWN_ATTRIBUTES]:
+    for attr in attributes[:MAX_EXPLAINED_ATTRIBUTES]:
         raw = bytes(attr)
         if not hasattr(attr, "attribute_name"):
             table.add_row(
@@ -238,8 +243,8 @@ def explain_table(
                 "to the next 4-byte boundary",
             )
         offset += len(raw)
-    if len(attributes) > MAX_SHOWN_ATTRIBUTES:
-        more = len(attributes) - MAX_SHOWN_ATTRIBUTES
+    if len(attributes) > MAX_EXPLAINED_ATTRIBUTES:
+        more = len(attributes) - MAX_EXPLAINED_ATTRIBUTES
         table.add_row(str(offset), "…", not_shown(more), f"up to byte {len(wire)}")
     return table
 
