@@ -212,7 +212,7 @@ def explain_table(
     offset = proto.HEADER_SIZE
     attributes = message.attributes
     for attr in attributes[:MAX_EXPLAINED_ATTRIBUTES]:
-        raw = bytes(attr)
+        raw = attr.wire() if hasattr(attr, "wire") else bytes(attr)
         if not hasattr(attr, "attribute_name"):
             table.add_row(
                 str(offset), hex_preview(raw), "trailing bytes", "too few for an attribute header"
@@ -228,12 +228,13 @@ def explain_table(
             + ("" if proto.comprehension_required(attr.type) else ", comprehension-optional"),
         )
         value = attr.value_bytes()
-        table.add_row(
-            str(offset + 4),
-            hex_preview(value, 32),
-            "  value",
-            cell(_value_meaning(attr, value, key, wire, offset, integrity or {})),
-        )
+        if value or attr.problem():  # an empty value has no bytes to explain
+            table.add_row(
+                str(offset + 4),
+                hex_preview(value, 32),
+                "  value",
+                cell(_value_meaning(attr, value, key, wire, offset, integrity or {})),
+            )
         padding = raw[4 + len(value) :]
         if padding:
             table.add_row(
