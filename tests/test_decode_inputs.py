@@ -205,5 +205,5 @@ def test_sixteen_thousand_attributes_decode_completely() -> None:
     result = runner.invoke(app, ["decode", str(path)], env={"COLUMNS": "200"})
     assert "16,183 more attributes not shown" in result.stdout
     result = runner.invoke(app, ["explain", str(path)], env={"COLUMNS": "200"})
-    assert "16,283 more attributes not shown" in result.stdout  # MAX_EXPLAINED_ATTRIBUTES
+    assert "16,333 more attributes not shown" in result.stdout  # MAX_EXPLAINED_ATTRIBUTES
     assert f"up to byte {len(data)}" in result.stdout

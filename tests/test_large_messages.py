@@ -236,7 +236,7 @@ def test_a_capture_of_several_big_messages_shows_each(tmp_path: Path) -> None:
     assert result.stdout.count("frame ") == 3
     result = runner.invoke(app, ["explain", str(path)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("16,283 more attributes not shown") == 3
+    assert result.stdout.count("16,333 more attributes not shown") == 3
     rows = runner.invoke(app, ["decode", "--json", "-", str(path)]).stdout.splitlines()
     assert len(rows) == 3
     for line in rows:

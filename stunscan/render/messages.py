@@ -29,9 +29,10 @@ def not_shown(count: int) -> str:
     return f"{count:,} more attribute{'s' if count != 1 else ''} not shown"
 
 
-MAX_EXPLAINED_ATTRIBUTES = 100
-"""Attributes ``explain`` takes byte by byte (two or three rows each, then the budget's row
-each): past a hundred it teaches nothing more, and rich takes about a millisecond a row."""
+MAX_EXPLAINED_ATTRIBUTES = 50
+"""Attributes ``explain`` takes byte by byte (up to three rows each, then a row each in the
+amplification budget, ``render.budget.MAX_SHOWN_PARTS``): past fifty it teaches nothing
+more, and rich takes about half a millisecond a row."""
 
 
 def context_title(origin: str, found: Any) -> str:
