@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterable
 from typing import Any
 
 from scapy.config import conf
@@ -31,6 +32,14 @@ from scapy.packet import Packet, Padding, Raw
 
 from stunscan import protocol as proto
 
+from .attribute_list import (
+    AttributeList,
+    ReceivedHeader,
+    first_with_code,
+    item_problem,
+    item_size,
+    with_codes,
+)
 from .attributes import (
     STUNAttrFingerprint,
     STUNAttribute,
@@ -45,6 +54,11 @@ MAX_ATTRIBUTES = proto.MAX_MESSAGE_LENGTH // proto.ATTRIBUTE_HEADER_SIZE + 1
 
 _SUMMARY_KINDS = frozenset({"address", "xor-address", "error-code"})
 _SUMMARY_CODES = frozenset({proto.SOFTWARE, proto.REALM})
+
+
+def _in_summary(code: int) -> bool:
+    """Whether an attribute of this code may be named in the one-line summary."""
+    return code in _SUMMARY_CODES or proto.attribute_kind(code) in _SUMMARY_KINDS
 
 
 class MessageType(int):
@@ -96,41 +110,28 @@ class CookieField(XIntField):
 
 
 class AttributeListField(PacketListField):
-    """The attribute list, dissected in one pass over the body.
+    """The attribute list, dissected lazily (:class:`AttributeList`).
 
     Scapy's PacketListField hands each item everything that follows it and keeps the rest
     as that item's padding, so a message of n attributes cost O(n^2) time and memory (16,383
-    empty attributes: 675 MB). Here each attribute is given only its own TLV (header, value,
-    padding); whatever an attribute class leaves over still starts the next item, as before.
+    empty attributes: 675 MB); dissecting each attribute on its own TLV made that linear,
+    but a packet per attribute still cost most of a second. Here dissecting the message
+    only notes where each TLV starts; each attribute is dissected when first read.
     """
 
     def getfield(self, pkt: Packet, s: bytes) -> tuple[bytes, list[Any]]:  # type: ignore[override]
         declared = self.length_from(pkt) if self.length_from is not None else None
         body, rest = (s, b"") if declared is None else (s[:declared], s[declared:])
-        items: list[Any] = []
-        offset, end = 0, len(body)
-        while offset < end:
-            if end - offset >= proto.ATTRIBUTE_HEADER_SIZE:
-                length = (body[offset + 2] << 8) | body[offset + 3]
-                size = min(proto.ATTRIBUTE_HEADER_SIZE + proto.padded(length), end - offset)
-            else:
-                size = end - offset
-            try:
-                item = dispatch_attribute(body[offset : offset + size], _parent=pkt)
-            except Exception:  # as PacketListField does: the rest kept as raw bytes
-                if conf.debug_dissector:
-                    raise
-                items.append(conf.raw_layer(load=body[offset:]))
-                break
-            left = item.lastlayer()
-            if isinstance(left, Padding):
-                size -= len(left.load)
-                del left.underlayer.payload
-            items.append(item)
-            offset += max(size, 1)
-            if len(items) > MAX_ATTRIBUTES:
-                raise MaximumItemsCount(f"more than {MAX_ATTRIBUTES} attributes")
-        return rest, items
+        header = ReceivedHeader(int(pkt.type), bytes(pkt.xor_key()))
+        attributes = AttributeList.of_body(body, header, pkt)
+        if len(attributes) > MAX_ATTRIBUTES:
+            raise MaximumItemsCount(f"more than {MAX_ATTRIBUTES} attributes")
+        return rest, attributes
+
+    def do_copy(self, x: Any) -> Any:
+        if isinstance(x, AttributeList):
+            return x.lazy_copy()
+        return super().do_copy(x)
 
 
 def _attributes_field() -> PacketListField:
@@ -220,14 +221,15 @@ class STUN(Packet):
             if isinstance(name_or_code, str)
             else name_or_code
         )
-        for attr in self.attributes:
-            if getattr(attr, "type", None) == code:
-                return attr
-        return None
+        return first_with_code(self.attributes, code)
 
     def message_bytes(self) -> bytes:
-        """This message as on the wire, without whatever follows it."""
-        return self.post_build(self.self_build(), b"")
+        """This message as on the wire, without whatever follows it (as Scapy builds it:
+        unchanged since dissected, the bytes received)."""
+        pkt = self.self_build()
+        if self.raw_packet_cache is not None:
+            return pkt
+        return self.post_build(pkt, b"")
 
     # -- building ------------------------------------------------------------------------
 
@@ -254,10 +256,22 @@ class STUN(Packet):
 
     def self_build(self) -> bytes:
         # XOR-coded attributes read the key from their parent: make sure it is this
-        # message, also after copy() or after moving attributes between messages.
-        for attr in self.attributes:
+        # message, also after copy() or after moving attributes between messages (those
+        # not dissected yet get it when they are).
+        attributes: Iterable[Packet] = self.attributes
+        if isinstance(attributes, AttributeList):
+            attributes.owner = self
+            attributes = attributes.dissected()
+        for attr in attributes:
             attr.parent = self
-        return super().self_build()
+        return super().self_build()  # type: ignore[no-any-return]
+
+    def _raw_packet_cache_field_value(self, fld: Any, val: Any, copy: bool = False) -> Any:
+        # Scapy tells whether a list field changed by keeping a copy of every item's fields:
+        # the lazy list answers without dissecting the attributes nobody read.
+        if isinstance(val, AttributeList):
+            return val.unchanged()
+        return super()._raw_packet_cache_field_value(fld, val, copy)
 
     def post_build(self, pkt: bytes, pay: bytes) -> bytes:
         if self.length is None:
@@ -304,17 +318,15 @@ class STUN(Packet):
 
     def malformed_reasons(self) -> list[str]:
         """Everything that makes this message malformed; empty if it is well formed."""
-        body = sum(
-            len(attr.wire() if isinstance(attr, STUNAttribute) else bytes(attr))
-            for attr in self.attributes
-        )
+        attributes = self.attributes
+        if isinstance(attributes, AttributeList):
+            body, problems = attributes.body_size(), attributes.problems()
+        else:
+            body = sum(item_size(attr) for attr in attributes)
+            problems = [p for p in map(item_problem, attributes) if p]
         declared = body if self.length is None else self.length
         after = len(self.payload) if isinstance(self.payload, Padding | Raw) else 0
-        reasons = proto.message_problems(declared, body)
-        for attr in self.attributes:
-            problem = attr.problem() if hasattr(attr, "problem") else "undecodable attribute"
-            if problem:
-                reasons.append(problem)
+        reasons = proto.message_problems(declared, body) + problems
         if after:
             reasons.append(proto.extra_bytes_problem(after))
         return reasons
@@ -330,7 +342,7 @@ class STUN(Packet):
 
     def mysummary(self) -> str:
         parts = [f"{self.name} {self.type_name}"]
-        for attr in self.attributes:
+        for attr in with_codes(self.attributes, _in_summary):
             if not isinstance(attr, STUNAttribute):
                 continue
             if attr.kind in _SUMMARY_KINDS or attr.type in _SUMMARY_CODES:

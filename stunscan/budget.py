@@ -147,13 +147,19 @@ def budget(
     header = proto.HEADER_SIZE if message.is_stun else 4
     parts = [Part("header", header, header / request_size, NEEDED, "every message has one")]
     seen_wanted = False
+    known: dict[tuple[int, bool, int], Part] = {}  # a hostile answer repeats one 16,383 times
     for attr in message.attributes:
         size = proto.ATTRIBUTE_HEADER_SIZE + len(attr.value) + len(attr.padding)
         if attr.code < 0:
             size = len(attr.value)
+        first_wanted = binding and attr.code == wanted and not seen_wanted
+        key = (attr.code, attr.opaque, size)  # all a part depends on, but for the first wanted
+        if not first_wanted and key in known:
+            parts.append(known[key])
+            continue
         verdict, why = OTHER, ""
         if binding:
-            if attr.code == wanted and not seen_wanted:
+            if first_wanted:
                 seen_wanted = True
                 verdict, why = (
                     NEEDED,
@@ -175,7 +181,10 @@ def budget(
             else:
                 verdict = REMOVABLE
                 why = _WHY_REMOVABLE.get(attr.code, "not part of a Binding answer")
-        parts.append(Part(attr.name, size, size / request_size, verdict, why))
+        part = Part(attr.name, size, size / request_size, verdict, why)
+        if not first_wanted:
+            known[key] = part
+        parts.append(part)
     total = (
         response_size if response_size is not None else message.size or sum(p.size for p in parts)
     )

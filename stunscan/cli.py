@@ -261,7 +261,6 @@ def decode(
 
     from stunscan.capture.sources import SourceError, read_sources
     from stunscan.jsonout import json_text
-    from stunscan.record import open_output
     from stunscan.render.messages import message_json, message_panel
 
     _refuse_capture_as_output(json_out)
@@ -271,7 +270,11 @@ def decode(
 
     try:
         with ExitStack() as stack:
-            out = open_output(stack, json_out) if json_out else None
+            out = None
+            if json_out:
+                from stunscan.record import open_output  # with the enrichment columns
+
+                out = open_output(stack, json_out)
             for found in read_sources(inputs, warn):
                 count += 1
                 checked = _integrity(found.message, credentials)
@@ -317,12 +320,13 @@ def explain(
     """Show how a STUN message is built, byte by byte (for teaching): the type's bits,
     FINGERPRINT and MESSAGE-INTEGRITY worked out, and why a response amplifies."""
     from stunscan.capture.sources import Decoded, SourceError, dissect, read_sources
-    from stunscan.probe.variants import VARIANTS
     from stunscan.render.messages import context_title
     from stunscan.render.teach import explain_view
 
     credentials = _credentials(password, username, realm, key)
     if message is None:
+        from stunscan.probe.variants import VARIANTS  # only here: it loads the probe package
+
         if probe not in VARIANTS:
             _fail(f"unknown probe {probe!r} (choose from {', '.join(VARIANTS)})")
         messages: Any = [Decoded(f"the {probe} probe", dissect(VARIANTS[probe].build()))]

@@ -46,6 +46,9 @@ def scapy_view(pkt: Packet) -> dict[str, Any] | None:
         return {"kind": kind, "malformed": pkt.malformed_reasons()}
     if kind == proto.CHANNEL_DATA:
         return {"kind": kind, "channel": pkt.channel, "length": pkt.length, "data": bytes(pkt.data)}
+    # Asked before any attribute is read: the layer answers these from the bytes (its
+    # attributes are dissected when first read), and they must still agree.
+    malformed, fingerprint = pkt.malformed_reasons(), pkt.fingerprint_ok()
     attributes = []
     for attr in pkt.attributes:
         if isinstance(attr, STUNTrailingBytes):
@@ -69,8 +72,8 @@ def scapy_view(pkt: Packet) -> dict[str, Any] | None:
         "cookie": getattr(pkt, "magic_cookie", None),
         "transaction_id": bytes(pkt.transaction_id),
         "attributes": attributes,
-        "malformed": pkt.malformed_reasons(),
-        "fingerprint": pkt.fingerprint_ok(),
+        "malformed": malformed,
+        "fingerprint": fingerprint,
     }
 
 

@@ -203,6 +203,7 @@ def test_sixteen_thousand_attributes_decode_completely() -> None:
     assert all(a["length"] == 0 and a["hex"] == "" for a in attributes)
     assert row["hex"] == data.hex() and row["malformed"] == []
     result = runner.invoke(app, ["decode", str(path)], env={"COLUMNS": "200"})
-    assert "16183 more attributes" in result.stdout
+    assert "16,183 more attributes not shown" in result.stdout
     result = runner.invoke(app, ["explain", str(path)], env={"COLUMNS": "200"})
-    assert "16183 more attributes" in result.stdout and f"up to byte {len(data)}" in result.stdout
+    assert "16,333 more attributes not shown" in result.stdout  # MAX_EXPLAINED_ATTRIBUTES
+    assert f"up to byte {len(data)}" in result.stdout

@@ -15,9 +15,10 @@ from stunscan.render.cells import cell
 _STYLES = {NEEDED: "green", REMOVABLE: "bold yellow"}
 
 
-MAX_SHOWN_PARTS = 200
+MAX_SHOWN_PARTS = 50
 """Parts listed one by one; the rest of a message with thousands of attributes is summed
-in one row (as the explanation shows its first 200 attributes), so the table stays small."""
+in one row (as the explanation shows its first 50 attributes,
+``render.messages.MAX_EXPLAINED_ATTRIBUTES``), so the table stays small."""
 
 
 def budget_table(plan: Budget) -> Table:

@@ -13,14 +13,26 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from stunscan import codec
 from stunscan import protocol as proto
-from stunscan.jsonshape import layer_attribute_json
+from stunscan.jsonshape import codec_attribute_json, layer_attribute_json
 from stunscan.render.cells import cell, check_mark, hex_preview
 from stunscan.text import endpoint_text, printable
 
 MAX_SHOWN_ATTRIBUTES = 200
 """Attributes shown in a panel or an explanation; a line says how many more there are
 (real messages hold a few dozen at most; ``decode --json`` always lists every one)."""
+
+
+def not_shown(count: int) -> str:
+    """The line that stands for the attributes past :data:`MAX_SHOWN_ATTRIBUTES`."""
+    return f"{count:,} more attribute{'s' if count != 1 else ''} not shown"
+
+
+MAX_EXPLAINED_ATTRIBUTES = 50
+"""Attributes ``explain`` takes byte by byte (up to three rows each, then a row each in the
+amplification budget, ``render.budget.MAX_SHOWN_PARTS``): past fifty it teaches nothing
+more, and rich takes about half a millisecond a row."""
 
 
 def context_title(origin: str, found: Any) -> str:
@@ -66,10 +78,30 @@ def message_json(origin: str, message: Any, found: Any) -> dict[str, object]:
         result["type_name"] = message.type_name
         result["transaction_id"] = bytes(message.transaction_id).hex()
         result["fingerprint"] = message.fingerprint_ok()
-        result["attributes"] = [
-            layer_attribute_json(a) for a in message.attributes if hasattr(a, "attribute_name")
-        ]
+        result["attributes"] = attributes_json(message)
     return result
+
+
+def attributes_json(message: Any) -> list[dict[str, Any]]:
+    """Every attribute of a dissected message as JSON: the first
+    :data:`MAX_SHOWN_ATTRIBUTES` from the Scapy layer (those the panel shows), the rest from
+    the fast codec on the same bytes, so that a message of 16,383 attributes is not made
+    into 16,383 packets. The two decoders agree field by field (tests/test_codec_*, the fuzz
+    campaign); should they ever differ in count here, the layer gives them all."""
+    attributes = message.attributes
+    shown = [
+        layer_attribute_json(a)
+        for a in attributes[:MAX_SHOWN_ATTRIBUTES]
+        if hasattr(a, "attribute_name")
+    ]
+    if len(attributes) <= MAX_SHOWN_ATTRIBUTES:
+        return shown
+    decoded = codec.decode(message.message_bytes())
+    if decoded is None or len(decoded.attributes) != len(attributes):
+        rest = attributes[MAX_SHOWN_ATTRIBUTES:]
+        return shown + [layer_attribute_json(a) for a in rest if hasattr(a, "attribute_name")]
+    rest = decoded.attributes[MAX_SHOWN_ATTRIBUTES:]
+    return shown + [codec_attribute_json(a) for a in rest if a.code >= 0]
 
 
 def message_panel(
@@ -118,7 +150,7 @@ def message_panel(
             ),
         )
     if len(attributes) > MAX_SHOWN_ATTRIBUTES:
-        table.add_row("…", f"{len(attributes) - MAX_SHOWN_ATTRIBUTES} more attributes", "", "")
+        table.add_row("…", not_shown(len(attributes) - MAX_SHOWN_ATTRIBUTES), "", "")
     parts: list[Any] = [facts, table]
     if reasons:
         parts.append(
@@ -131,7 +163,7 @@ def explain_table(
     message: Any, integrity: dict[int, bool] | None = None, title: str | None = None
 ) -> Table:
     """The message byte by byte: offset, bytes, field, what they mean (for teaching); the
-    first :data:`MAX_SHOWN_ATTRIBUTES` attributes, then how many more.
+    first :data:`MAX_EXPLAINED_ATTRIBUTES` attributes, then how many more.
 
     ``integrity`` maps the offset of each MESSAGE-INTEGRITY(-SHA256) to its verdict when a
     key was given (``render.teach.integrity_verdicts``)."""
@@ -180,8 +212,8 @@ def explain_table(
         )
     offset = proto.HEADER_SIZE
     attributes = message.attributes
-    for attr in attributes[:MAX_SHOWN_ATTRIBUTES]:
-        raw = bytes(attr)
+    for attr in attributes[:MAX_EXPLAINED_ATTRIBUTES]:
+        raw = attr.wire() if hasattr(attr, "wire") else bytes(attr)
         if not hasattr(attr, "attribute_name"):
             table.add_row(
                 str(offset), hex_preview(raw), "trailing bytes", "too few for an attribute header"
@@ -197,12 +229,13 @@ def explain_table(
             + ("" if proto.comprehension_required(attr.type) else ", comprehension-optional"),
         )
         value = attr.value_bytes()
-        table.add_row(
-            str(offset + 4),
-            hex_preview(value, 32),
-            "  value",
-            cell(_value_meaning(attr, value, key, wire, offset, integrity or {})),
-        )
+        if value or attr.problem():  # an empty value has no bytes to explain
+            table.add_row(
+                str(offset + 4),
+                hex_preview(value, 32),
+                "  value",
+                cell(_value_meaning(attr, value, key, wire, offset, integrity or {})),
+            )
         padding = raw[4 + len(value) :]
         if padding:
             table.add_row(
@@ -212,9 +245,9 @@ def explain_table(
                 "to the next 4-byte boundary",
             )
         offset += len(raw)
-    if len(attributes) > MAX_SHOWN_ATTRIBUTES:
-        more = len(attributes) - MAX_SHOWN_ATTRIBUTES
-        table.add_row(str(offset), "…", f"{more} more attributes", f"up to byte {len(wire)}")
+    if len(attributes) > MAX_EXPLAINED_ATTRIBUTES:
+        more = len(attributes) - MAX_EXPLAINED_ATTRIBUTES
+        table.add_row(str(offset), "…", not_shown(more), f"up to byte {len(wire)}")
     return table
 
 

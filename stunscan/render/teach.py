@@ -85,8 +85,8 @@ def probe_note(wire: bytes) -> Text | None:
 def fingerprint_walk(wire: bytes) -> list[str]:
     """FINGERPRINT, step by step with this message's numbers."""
     end = proto.HEADER_SIZE + proto.message_length_field(wire)
-    for attr in proto.iter_attributes(wire, end):
-        if attr.code != proto.FINGERPRINT or attr.truncated or attr.length != 4:
+    for attr in proto.iter_attributes(wire, end, (proto.FINGERPRINT,)):
+        if attr.truncated or attr.length != 4:
             continue
         covered = proto.covered_prefix(wire, attr.offset, 4)
         sent_length = proto.message_length_field(wire)
@@ -114,9 +114,7 @@ def integrity_walk(wire: bytes, credentials: proto.Credentials | None) -> list[s
     the HMAC, the verdict; without credentials, what would be needed."""
     end = proto.HEADER_SIZE + proto.message_length_field(wire)
     found = [
-        a
-        for a in proto.iter_attributes(wire, end)
-        if a.code in proto.INTEGRITY_ATTRIBUTES and not a.truncated
+        a for a in proto.iter_attributes(wire, end, proto.INTEGRITY_ATTRIBUTES) if not a.truncated
     ]
     if not found:
         return []
