@@ -81,17 +81,21 @@ WHERE bad IS NULL
 merged the days several batches share)."""
 
 FAMILIES = """
-SELECT family, h.servers, count(*) AS server_days,
-       avg(amplification) AS mean_amplification,
-       median(amplification) AS median_amplification,
-       max(amplification) AS max_amplification
-FROM {servers}
+SELECT family, h.servers, d.server_days, d.mean_amplification, d.median_amplification,
+       d.max_amplification
+FROM (
+    SELECT family, count(*) AS server_days, avg(amplification) AS mean_amplification,
+           median(amplification) AS median_amplification,
+           max(amplification) AS max_amplification
+    FROM {servers}
+    GROUP BY family
+) AS d
 JOIN (SELECT family, count(*) AS servers FROM {hosts} GROUP BY family) AS h USING (family)
-GROUP BY family, h.servers
 ORDER BY family
 """
 """Accessible servers per family; mean and median amplification (one value per server
-and day, as the report's daily figures)."""
+and day, as the report's daily figures). Grouped before the join: the join then has a
+row per family, not one per server and day."""
 
 PERCENTILES = """
 SELECT family, quantile_cont(amplification, [0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]) AS values,
