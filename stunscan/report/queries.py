@@ -39,7 +39,7 @@ FROM (
 """One batch of files (a few, read together by DuckDB's threads), read once, as one group
 per server, day and verdict: how many rows, and what the server's first row that day said.
 A batch holds few days, so the grouping stays small: one grouping of a month of files
-spills and costs four times as much."""
+spilled and cost about twice the CPU time."""
 
 VERDICTS = "SELECT bad, sum(rows) FROM {table} GROUP BY bad"
 """Rows per verdict: NULL (good) and each reason a row was left out."""
@@ -193,8 +193,8 @@ FROM (
 JOIN {table} AS s ON s.rowid = h.latest
 """
 """One row per host (ip, port, protocol): its latest server-day (found by its row number,
-an integer: an arg_max of the row's columns together cost twice as much over ten
-million rows), its columns typed (``{payload}``, from ``inputs.typed_payload``), and the
+an integer: an arg_max of the row's columns together cost more than twice as much
+over ten million rows), its columns typed (``{payload}``, from ``inputs.typed_payload``), and the
 first and last days it was listed. The rankings (countries, ASes, SOFTWARE, ports,
 FINGERPRINT) count each server once, as its latest row describes it."""
 
