@@ -33,11 +33,8 @@ def _day(value: Any) -> str | None:
 
 
 def server_days(con: duckdb.DuckDBPyConnection, table: str, servers: str) -> None:
-    """The view every figure reads: one row per server and day (days that several batches
-    of files share merged in ``table`` first, a day at a time)."""
-    for (day,) in con.execute(queries.SHARED_DAYS.format(table=table)).fetchall():
-        con.execute(queries.MERGE_DAY.format(table=table), {"day": day})
-        con.execute(queries.MERGED_AWAY.format(table=table), {"day": day})
+    """The view every figure reads: one row per server and day (``inputs.load`` merged the
+    days that listed a server more than once)."""
     con.execute(queries.SERVER_DAYS.format(table=table, servers=servers))
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -164,14 +165,15 @@ def _typed(name: str, present: set[str]) -> str:
 def load(
     con: duckdb.DuckDBPyConnection, paths: Iterable[str], table: str, stack: ExitStack
 ) -> Loaded:
-    """Read every report file of ``paths`` into ``table``: one row per batch of files,
-    server (ip, port, protocol), day and verdict (``bad``: NULL for good rows), with its
-    number of rows and what its first row said (``queries.GROUPS_TABLE``).
+    """Read every report file of ``paths`` into ``table`` (``queries.GROUPS_TABLE``): one
+    good row per server (ip, port, protocol) and day, what its first row that day said,
+    and the bad rows with their reason (``bad``).
 
     Every header is read first (one that names no ip stops the load before any reading);
-    then files with the same header go to DuckDB a few at a time, one per thread: a batch
-    holds few days, so its grouping stays small. Only the columns the figures use are
-    read; a cell is typed only as far as the grouping and the verdict need."""
+    then files with the same header go to DuckDB a few at a time, one per thread, a row
+    each. The days on which a server is listed more than once (in one batch, or in several
+    batches' files) are merged, a day at a time. Only the columns the figures use are
+    read; a cell is typed only as far as the verdict and the figures need."""
     files = expand(paths, stack)
     loaded = Loaded(table, [label for _, label in files])
     missing = set(COLUMNS)
@@ -188,8 +190,13 @@ def load(
         else:
             batches.append((columns, [(name, label)]))
     con.execute(queries.GROUPS_TABLE.format(table=table))
+    merge: set[Any] = set()
     for number, (columns, batch) in enumerate(batches):
-        _load_batch(con, batch, columns, table, number, loaded)
+        merge |= _load_batch(con, batch, columns, table, number, loaded)
+    merge |= {day for (day,) in con.execute(queries.SHARED_DAYS.format(table=table)).fetchall()}
+    for day in sorted(merge, key=lambda day: (day is not None, day)):
+        con.execute(queries.MERGE_DAY.format(table=table), {"day": day})
+        con.execute(queries.MERGED_AWAY.format(table=table), {"day": day})
     for code, count in con.execute(queries.VERDICTS.format(table=table)).fetchall():
         if code is None:
             loaded.rows = int(count)
@@ -212,12 +219,12 @@ def _load_batch(
     table: str,
     number: int,
     loaded: Loaded,
-) -> None:
+) -> set[Any]:
     """Files with the same header, one per thread, read together into ``table`` as batch
-    ``number``: one group per server, day and verdict."""
+    ``number``, a row each; the days on which the batch lists a server more than once."""
     try:
         con.execute(
-            queries.SERVER_GROUPS.format(table=table, batch=int(number), read=_rows(columns)),
+            queries.BATCH_ROWS.format(table=table, batch=int(number), read=_rows(columns)),
             {"paths": [name for name, _ in batch]},
         )
     except duckdb.Error as exc:
@@ -227,6 +234,8 @@ def _load_batch(
     _add(loaded, "wrong number of columns", int(rejected[0]) if rejected else 0)
     con.execute("DROP TABLE report_rejects")
     con.execute("DROP TABLE report_scans")
+    found = con.execute(queries.DUPLICATE_DAYS.format(table=table, batch=int(number)))
+    return {day for (day,) in found.fetchall()}
 
 
 def _rows(columns: list[str]) -> str:

@@ -1,8 +1,9 @@
 """Every statistic of ``stunscan report``, as named SQL in one place.
 
 The report counts a server (ip, port, protocol) once per day, with the amplification of
-its first row that day. The files are read a few at a time into one table of such groups
-(``SERVER_GROUPS``); ``SERVER_DAYS`` is the view every figure below reads. ``{table}``,
+its first row that day. The files are read a few at a time into one table, a row each
+(``BATCH_ROWS``), and the days that list a server twice merged (``MERGE_DAY``);
+``SERVER_DAYS`` is the view every figure below reads. ``{table}``,
 ``{servers}`` and the like are table names filled in by ``stunscan.report.inputs`` and
 ``figures``; values from the data never enter the SQL text (paths and days are parameters).
 """
@@ -16,30 +17,34 @@ CREATE OR REPLACE TABLE {table} (
     software VARCHAR, fingerprint VARCHAR, geo VARCHAR, asn VARCHAR, response_size VARCHAR
 )
 """
-"""The groups of every file: one row per batch of files, server, day and verdict (``bad``
-NULL for a good row, else the number of its reason). The columns only the hosts' rankings
-use (SOFTWARE to response_size) stay the file's text here, typed host by host in
-``LATEST``: ten million rows typed for the 400,000 hosts that keep them cost seconds."""
+"""The rows of every file (``bad`` NULL for a good row, else the number of its reason;
+``rows`` 1), until ``MERGE_DAY`` leaves one per server and day (``rows`` how many). The
+columns only the hosts' rankings use (SOFTWARE to response_size) stay the file's text
+here, typed host by host in ``LATEST``: ten million rows typed for the 400,000 hosts that
+keep them cost seconds."""
 
-SERVER_GROUPS = """
+BATCH_ROWS = """
 INSERT INTO {table}
-SELECT {batch}, day, ip, port, protocol, bad, rows, family, first_ts, pick.amplification,
-       pick.software, pick.fingerprint, pick.geo, pick.asn, pick.response_size
-FROM (
-    SELECT day, ip, port, protocol, bad, count(*) AS rows, any_value(family) AS family,
-           min(coalesce(ts, TIMESTAMP '1970-01-01')) AS first_ts,
-           arg_min({{'amplification': amplification, 'software': software,
-                     'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
-                     'response_size': response_size}},
-                   coalesce(ts, TIMESTAMP '1970-01-01')) AS pick
-    FROM ({read})
-    GROUP BY day, ip, port, protocol, bad
+SELECT {batch}, day, ip, port, protocol, bad, 1, family, coalesce(ts, TIMESTAMP '1970-01-01'),
+       amplification, software, fingerprint, geo, asn, response_size
+FROM ({read})
+"""
+"""One batch of files (a few, read together by DuckDB's threads), read once, a row each:
+a server is listed once a day, so grouping every row (an ``arg_min`` of the row's columns
+per server and day) was most of the load for nothing. ``DUPLICATE_DAYS`` finds the days
+where it is not, and ``MERGE_DAY`` merges them."""
+
+DUPLICATE_DAYS = """
+SELECT DISTINCT day FROM (
+    SELECT day FROM {table}
+    WHERE batch = {batch} AND bad IS NULL
+    GROUP BY day, ip, port, protocol
+    HAVING count(*) > 1
 )
 """
-"""One batch of files (a few, read together by DuckDB's threads), read once, as one group
-per server, day and verdict: how many rows, and what the server's first row that day said.
-A batch holds few days, so the grouping stays small: one grouping of a month of files
-spilled and cost about twice the CPU time."""
+"""Days on which a batch lists a server more than once. Per batch: a batch holds few days,
+so the grouping stays small (one grouping of a month of files spilled and cost about
+twice the CPU time)."""
 
 VERDICTS = "SELECT bad, sum(rows) FROM {table} GROUP BY bad"
 """Rows per verdict: NULL (good) and each reason a row was left out."""
@@ -47,7 +52,7 @@ VERDICTS = "SELECT bad, sum(rows) FROM {table} GROUP BY bad"
 SHARED_DAYS = """
 SELECT day FROM {table} WHERE bad IS NULL GROUP BY day HAVING count(DISTINCT batch) > 1
 """
-"""Days that more than one batch lists (then a server may be in several of its groups)."""
+"""Days that more than one batch lists (then a server may be in several of its rows)."""
 
 MERGE_DAY = """
 INSERT INTO {table}
@@ -64,8 +69,9 @@ FROM (
     GROUP BY day, ip, port, protocol
 )
 """
-"""One shared day merged (one group per server, batch -1; ``MERGED_AWAY`` then removes
-its batches' groups): a day at a time, so the grouping holds one day's servers."""
+"""One day that lists a server more than once merged (one row per server, batch -1, what
+its first row said; ``MERGED_AWAY`` then removes the day's other good rows): a day at a
+time, so the grouping holds one day's servers."""
 
 MERGED_AWAY = """
 DELETE FROM {table} WHERE bad IS NULL AND batch >= 0 AND day IS NOT DISTINCT FROM $day
