@@ -171,8 +171,8 @@ def load(
 
     Every header is read first (one that names no ip stops the load before any reading);
     then files with the same header go to DuckDB a few at a time, one per thread, a row
-    each. The days on which a server is listed more than once (in one batch, or in several
-    batches' files) are merged, a day at a time. Only the columns the figures use are
+    each. The servers listed more than once a day (in one batch, or in several batches'
+    files) are merged, a day at a time. Only the columns the figures use are
     read; a cell is typed only as far as the verdict and the figures need."""
     files = expand(paths, stack)
     loaded = Loaded(table, [label for _, label in files])
@@ -195,8 +195,9 @@ def load(
         merge |= _load_batch(con, batch, columns, table, number, loaded)
     merge |= {day for (day,) in con.execute(queries.SHARED_DAYS.format(table=table)).fetchall()}
     for day in sorted(merge, key=lambda day: (day is not None, day)):
-        con.execute(queries.MERGE_DAY.format(table=table), {"day": day})
-        con.execute(queries.MERGED_AWAY.format(table=table), {"day": day})
+        for step in (queries.TWICE, queries.MERGE_DAY, queries.MERGED_AWAY):
+            con.execute(step.format(table=table), {"day": day})
+    con.execute(f"DROP TABLE IF EXISTS {table}_twice")
     for code, count in con.execute(queries.VERDICTS.format(table=table)).fetchall():
         if code is None:
             loaded.rows = int(count)

@@ -2,7 +2,7 @@
 
 The report counts a server (ip, port, protocol) once per day, with the amplification of
 its first row that day. The files are read a few at a time into one table, a row each
-(``BATCH_ROWS``), and the days that list a server twice merged (``MERGE_DAY``);
+(``BATCH_ROWS``), and the servers a day lists twice merged (``MERGE_DAY``);
 ``SERVER_DAYS`` is the view every figure below reads. ``{table}``,
 ``{servers}`` and the like are table names filled in by ``stunscan.report.inputs`` and
 ``figures``; values from the data never enter the SQL text (paths and days are parameters).
@@ -54,6 +54,15 @@ SELECT day FROM {table} WHERE bad IS NULL GROUP BY day HAVING count(DISTINCT bat
 """
 """Days that more than one batch lists (then a server may be in several of its rows)."""
 
+TWICE = """
+CREATE OR REPLACE TEMP TABLE {table}_twice AS
+SELECT ip, port, protocol FROM {table}
+WHERE bad IS NULL AND batch >= 0 AND day IS NOT DISTINCT FROM $day
+GROUP BY ip, port, protocol
+HAVING count(*) > 1
+"""
+"""The servers a day lists more than once (``MERGE_DAY`` merges only those)."""
+
 MERGE_DAY = """
 INSERT INTO {table}
 SELECT -1, day, ip, port, protocol, NULL, rows, family, first_ts, pick.amplification,
@@ -64,17 +73,22 @@ FROM (
            arg_min({{'amplification': amplification, 'software': software,
                      'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
                      'response_size': response_size}}, first_ts) AS pick
-    FROM {table}
+    FROM {table} AS t
     WHERE bad IS NULL AND batch >= 0 AND day IS NOT DISTINCT FROM $day
+      AND EXISTS (SELECT 1 FROM {table}_twice AS d WHERE d.ip = t.ip AND d.port = t.port
+                  AND d.protocol IS NOT DISTINCT FROM t.protocol)
     GROUP BY day, ip, port, protocol
 )
 """
-"""One day that lists a server more than once merged (one row per server, batch -1, what
-its first row said; ``MERGED_AWAY`` then removes the day's other good rows): a day at a
-time, so the grouping holds one day's servers."""
+"""The servers a day lists more than once (``TWICE``) merged: one row each, batch -1,
+what its first row that day said (``MERGED_AWAY`` then removes the rows merged). A day
+at a time, so the grouping holds one day's servers at most."""
 
 MERGED_AWAY = """
-DELETE FROM {table} WHERE bad IS NULL AND batch >= 0 AND day IS NOT DISTINCT FROM $day
+DELETE FROM {table} AS t
+WHERE bad IS NULL AND batch >= 0 AND day IS NOT DISTINCT FROM $day
+  AND EXISTS (SELECT 1 FROM {table}_twice AS d WHERE d.ip = t.ip AND d.port = t.port
+              AND d.protocol IS NOT DISTINCT FROM t.protocol)
 """
 
 SERVER_DAYS = """
