@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 
 from stunscan.report import queries
-from stunscan.report.inputs import Loaded
+from stunscan.report.inputs import Loaded, typed_payload
 
 HISTOGRAM_WIDTH = 0.5
 HISTOGRAM_TOP = 15.0
@@ -33,16 +33,15 @@ def _day(value: Any) -> str | None:
 
 
 def server_days(con: duckdb.DuckDBPyConnection, table: str, servers: str) -> None:
-    """The view every figure reads: one row per server and day (days that several files
-    share merged here, a day at a time)."""
-    shared, merged = f"{servers}_shared", f"{servers}_merged"
-    con.execute(queries.SHARED_DAYS.format(table=table, shared=shared))
-    con.execute(queries.MERGED_DAYS.format(merged=merged))
-    for (day,) in con.execute(f"SELECT day FROM {shared}").fetchall():
-        con.execute(queries.MERGE_DAY.format(table=table, merged=merged), {"day": day})
-    merging = bool(con.execute(f"FROM {merged} LIMIT 1").fetchall())
-    view = queries.SHARED_SERVER_DAYS if merging else queries.SERVER_DAYS
-    con.execute(view.format(table=table, servers=servers, shared=shared, merged=merged))
+    """The view every figure reads: one row per server and day (``inputs.load`` merged the
+    days that listed a server more than once)."""
+    con.execute(queries.SERVER_DAYS.format(table=table, servers=servers))
+
+
+def latest(con: duckdb.DuckDBPyConnection, table: str, hosts: str) -> None:
+    """``hosts``: one row per host (ip, port, protocol), its latest row (``server_days``
+    first)."""
+    con.execute(queries.LATEST.format(table=table, hosts=hosts, payload=typed_payload("s")))
 
 
 def figures(
@@ -51,7 +50,7 @@ def figures(
     """Every figure of the report for the rows ``loaded`` put in its table."""
     server_days(con, loaded.table, servers)
     hosts = f"{servers}_hosts"
-    con.execute(queries.LATEST.format(servers=servers, hosts=hosts))
+    latest(con, loaded.table, hosts)
     fill = {"servers": servers, "hosts": hosts, "limit": int(top)}
     families = [
         {
@@ -138,7 +137,7 @@ def figures(
 def latest_hosts(con: duckdb.DuckDBPyConnection, table: str, hosts: str) -> None:
     """One row per host (ip, port, protocol): its latest row."""
     server_days(con, table, f"{table}_servers")
-    con.execute(queries.LATEST.format(servers=f"{table}_servers", hosts=hosts))
+    latest(con, table, hosts)
 
 
 def compare(

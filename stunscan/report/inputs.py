@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -33,11 +34,10 @@ INTEGER_COLUMNS = frozenset(
     {"port", "asn", "naics", "message_length", "mapped_port", "xor_mapped_port", "response_size"}
 )
 """Columns typed as integers (an unreadable cell becomes NULL there, the row is kept)."""
-FIGURE_COLUMNS = (
-    "timestamp", "ip", "protocol", "port", "asn", "geo",
-    "software", "fingerprint", "amplification", "response_size",
-)  # fmt: skip
-"""The columns the figures use: the only ones kept in memory."""
+PAYLOAD_COLUMNS = ("software", "fingerprint", "geo", "asn", "response_size")
+"""The columns only the hosts' rankings use: kept as the file's text per server and day,
+typed per host (``typed_payload``). With the timestamp, ip, protocol, port and
+amplification, the only columns the figures read."""
 
 BAD_REASONS = (
     ("timestamp not a date and time", "timestamp", "timestamp_unreadable"),
@@ -165,17 +165,19 @@ def _typed(name: str, present: set[str]) -> str:
 def load(
     con: duckdb.DuckDBPyConnection, paths: Iterable[str], table: str, stack: ExitStack
 ) -> Loaded:
-    """Read every report file of ``paths``; ``table`` becomes a view of the good rows.
+    """Read every report file of ``paths`` into ``table`` (``queries.GROUPS_TABLE``): one
+    good row per server (ip, port, protocol) and day, what its first row that day said,
+    and the bad rows with their reason (``bad``).
 
-    Each file is read once, by its own header, into a table of the columns the figures use
-    (FIGURE_COLUMNS, typed; ``ts`` for the timestamp, plus ``day`` and ``family``), each
-    row with the reason it is bad or NULL; the view unites them and keeps the good rows."""
+    Every header is read first (one that names no ip stops the load before any reading);
+    then files with the same header go to DuckDB a few at a time, one per thread, a row
+    each. The servers listed more than once a day (in one batch, or in several batches'
+    files) are merged, a day at a time. Only the columns the figures use are
+    read; a cell is typed only as far as the verdict and the figures need."""
     files = expand(paths, stack)
     loaded = Loaded(table, [label for _, label in files])
     missing = set(COLUMNS)
-    parts: list[str] = []
-    batch: list[tuple[str, str]] = []
-    batch_columns: list[str] = []
+    batches: list[tuple[list[str], list[tuple[str, str]]]] = []
     size = _threads(con)
     for name, label in files:
         columns = _columns(name, label)
@@ -183,21 +185,24 @@ def load(
             raise InputError(f"{label}: no 'ip' column: not a report CSV")
         missing -= set(columns)
         loaded.sources.append((name, columns))
-        if batch and (columns != batch_columns or len(batch) >= size):
-            _load_batch(con, batch, batch_columns, f"{table}_{len(parts)}", loaded)
-            parts.append(f"SELECT * FROM {table}_{len(parts)}")
-            batch = []
-        batch.append((name, label))
-        batch_columns = columns
-    if batch:
-        _load_batch(con, batch, batch_columns, f"{table}_{len(parts)}", loaded)
-        parts.append(f"SELECT * FROM {table}_{len(parts)}")
-    con.execute(queries.FLATTEN.format(table=table, parts=" UNION ALL ".join(parts)))
-    for reason, count in con.execute(queries.VERDICTS.format(table=table)).fetchall():
-        if reason is None:
+        if batches and batches[-1][0] == columns and len(batches[-1][1]) < size:
+            batches[-1][1].append((name, label))
+        else:
+            batches.append((columns, [(name, label)]))
+    con.execute(queries.GROUPS_TABLE.format(table=table))
+    merge: set[Any] = set()
+    for number, (columns, batch) in enumerate(batches):
+        merge |= _load_batch(con, batch, columns, table, number, loaded)
+    merge |= {day for (day,) in con.execute(queries.SHARED_DAYS.format(table=table)).fetchall()}
+    for day in sorted(merge, key=lambda day: (day is not None, day)):
+        for step in (queries.TWICE, queries.MERGE_DAY, queries.MERGED_AWAY):
+            con.execute(step.format(table=table), {"day": day})
+    con.execute(f"DROP TABLE IF EXISTS {table}_twice")
+    for code, count in con.execute(queries.VERDICTS.format(table=table)).fetchall():
+        if code is None:
             loaded.rows = int(count)
         else:
-            _add(loaded, str(reason), int(count))
+            _add(loaded, BAD_REASONS[int(code) - 1][0], int(count))
     loaded.missing_columns = [c for c in COLUMNS if c in missing]
     loaded.bad = {reason: n for reason, n in loaded.bad.items() if n}
     return loaded
@@ -213,15 +218,14 @@ def _load_batch(
     batch: list[tuple[str, str]],
     columns: list[str],
     table: str,
+    number: int,
     loaded: Loaded,
-) -> None:
-    """Files with the same header, one per thread, read together into ``table``: one
-    group per file, server, day and verdict (a batch holds few days, so a few threads'
-    worth of servers: the grouping stays small)."""
-    read = _select(columns, FIGURE_COLUMNS, "paths")
+) -> set[Any]:
+    """Files with the same header, one per thread, read together into ``table`` as batch
+    ``number``, a row each; the days on which the batch lists a server more than once."""
     try:
         con.execute(
-            queries.SERVER_GROUPS.format(groups=table, read=read),
+            queries.BATCH_ROWS.format(table=table, batch=int(number), read=_rows(columns)),
             {"paths": [name for name, _ in batch]},
         )
     except duckdb.Error as exc:
@@ -231,6 +235,70 @@ def _load_batch(
     _add(loaded, "wrong number of columns", int(rejected[0]) if rejected else 0)
     con.execute("DROP TABLE report_rejects")
     con.execute("DROP TABLE report_scans")
+    found = con.execute(queries.DUPLICATE_DAYS.format(table=table, batch=int(number)))
+    return {day for (day,) in found.fetchall()}
+
+
+def _rows(columns: list[str]) -> str:
+    """The SQL reading a batch (the files' paths the parameter ``paths``) into the rows the
+    grouping needs: ``ts``, ``day``, ip, port, protocol, ``family``, amplification, the
+    PAYLOAD_COLUMNS as text, and ``bad`` (the number of the first of BAD_REASONS the row
+    fails, or NULL). The same values as ``_select``'s, for less work: a cell is trimmed
+    only when DuckDB's cast, which skips the ASCII blanks around it, cannot read it (trim
+    also strips Unicode spaces)."""
+    present = set(columns)
+
+    def number(name: str, kind: str) -> str:
+        if name not in present:
+            return f"{DEFAULTS.get(name, 'NULL')}::{kind}"
+        return f'coalesce(TRY_CAST("{name}" AS {kind}), TRY_CAST(trim("{name}") AS {kind}))'
+
+    def unreadable(value: str, name: str) -> str:
+        """Column ``name``'s cell has text, but not a value (``value`` is NULL)."""
+        return f"({value} IS NULL AND trim({name}_text) <> '')"
+
+    def text(name: str) -> str:
+        return f'"{name}"' if name in present else "NULL::VARCHAR"
+
+    ip = "NULLIF(trim(\"ip\"), '')"
+    protocol = "lower(NULLIF(trim(\"protocol\"), ''))" if "protocol" in present else "'udp'"
+    tests = {
+        "timestamp": unreadable("ts", "timestamp"),
+        "ip": "family IS NULL",
+        "port": "port IS NULL OR port < 1 OR port > 65535",
+        "amplification": f"{unreadable('amplification', 'amplification')}"
+        " OR NOT isfinite(amplification) OR amplification < 0",
+    }
+    blame = " ".join(
+        f"WHEN {tests[column]} THEN {code}"
+        for code, (_, column, _) in enumerate(BAD_REASONS, start=1)
+        if column in present
+    )
+    payload = ", ".join(f"{text(name)} AS {name}" for name in PAYLOAD_COLUMNS)
+    texts = "".join(f', "{c}" AS {c}_text' for c in ("timestamp", "amplification") if c in present)
+    return (
+        f"SELECT day, ip, port, protocol, family, ts, amplification, {', '.join(PAYLOAD_COLUMNS)},"
+        f" CASE {blame} END::TINYINT AS bad"
+        f" FROM (SELECT *, CAST(ts AS DATE) AS day,"
+        f" CASE WHEN regexp_full_match(ip, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}') THEN 4"
+        f" WHEN regexp_full_match(ip, '[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*') THEN 6"
+        f" END::TINYINT AS family"
+        f" FROM (SELECT {number('timestamp', 'TIMESTAMP')} AS ts, {ip} AS ip,"
+        f" {protocol} AS protocol, {number('port', 'INTEGER')} AS port,"
+        f" {number('amplification', 'DOUBLE')} AS amplification, {payload}"
+        f"{texts} FROM {_read(columns, 'paths')}))"
+    )
+
+
+def typed_payload(alias: str) -> str:
+    """The PAYLOAD_COLUMNS of table ``alias`` typed as ``_typed`` types them (the hosts'
+    latest rows: ``queries.LATEST``)."""
+    typed = []
+    for name in PAYLOAD_COLUMNS:
+        raw = f"NULLIF(trim({alias}.{name}), '')"
+        typed.append(f"TRY_CAST({raw} AS INTEGER) AS {name}" if name in INTEGER_COLUMNS
+                     else f"{raw} AS {name}")  # fmt: skip
+    return ", ".join(typed)
 
 
 def export_parquet(con: duckdb.DuckDBPyConnection, loaded: Loaded, path: str) -> None:
@@ -269,18 +337,18 @@ def _select(columns: list[str], wanted: Iterable[str], parameter: str) -> str:
         f" CASE WHEN regexp_full_match(ip, '[0-9]{{1,3}}(\\.[0-9]{{1,3}}){{3}}') THEN 4"
         f" WHEN regexp_full_match(ip, '[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*') THEN 6"
         f" END::TINYINT AS family"
-        f" FROM (SELECT filename AS file, {typed} FROM {_read(columns, parameter)}))"
+        f" FROM (SELECT {typed} FROM {_read(columns, parameter)}))"
     )
 
 
 def _read(columns: list[str], parameter: str) -> str:
-    """DuckDB's read of one file (its path the parameter) with the columns its header
+    """DuckDB's read of files (their paths the parameter) with the columns their header
     named: the report's own names kept, any other called ``extra_N`` (a header's text never
-    enters the SQL). Lines with another number of cells go to the rejects table."""
+    enters the SQL). Lines with another number of cells go to the rejects table. No
+    ``filename`` column: a path per row cost half a CPU second per million rows."""
     names = ", ".join(f"'{name}': 'VARCHAR'" for name in columns)
     return (
         f"read_csv(${parameter}, header = true, auto_detect = false, columns = {{{names}}},"
-        " filename = true,"
         " delim = ',', quote = '\"', escape = '\"', ignore_errors = true,"
         " store_rejects = true, rejects_table = 'report_rejects', rejects_scan = 'report_scans')"
     )

@@ -1,104 +1,121 @@
 """Every statistic of ``stunscan report``, as named SQL in one place.
 
 The report counts a server (ip, port, protocol) once per day, with the amplification of
-its first row that day. Each file is read once into such groups (``SERVER_GROUPS``);
-``SERVER_DAYS`` is the view every figure below reads. ``{table}``, ``{servers}`` and the
-like are table names filled in by ``stunscan.report.inputs`` and ``figures``; values from
-the data never enter the SQL text (paths and days are parameters).
+its first row that day. The files are read a few at a time into one table, a row each
+(``BATCH_ROWS``), and the servers a day lists twice merged (``MERGE_DAY``);
+``SERVER_DAYS`` is the view every figure below reads. ``{table}``,
+``{servers}`` and the like are table names filled in by ``stunscan.report.inputs`` and
+``figures``; values from the data never enter the SQL text (paths and days are parameters).
 """
 
 from __future__ import annotations
 
-SERVER_GROUPS = """
-CREATE OR REPLACE TABLE {groups} AS
-SELECT * EXCLUDE (pick), pick.amplification, pick.software, pick.fingerprint, pick.geo,
-       pick.asn, pick.response_size
-FROM (
-    SELECT file, day, ip, port, protocol, bad, count(*) AS rows,
-           any_value(family) AS family, min(coalesce(ts, TIMESTAMP '1970-01-01')) AS first_ts,
-           arg_min({{'amplification': amplification, 'software': software,
-                     'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
-                     'response_size': response_size}},
-                   coalesce(ts, TIMESTAMP '1970-01-01')) AS pick
-    FROM ({read})
-    GROUP BY file, day, ip, port, protocol, bad
+GROUPS_TABLE = """
+CREATE OR REPLACE TABLE {table} (
+    batch INTEGER, day DATE, ip VARCHAR, port INTEGER, protocol VARCHAR, bad TINYINT,
+    rows BIGINT, family TINYINT, first_ts TIMESTAMP, amplification DOUBLE,
+    software VARCHAR, fingerprint VARCHAR, geo VARCHAR, asn VARCHAR, response_size VARCHAR
 )
 """
-"""One file's rows, read once, as one group per server, day and verdict (``bad`` NULL for
-good rows): how many rows, and what the server's first row that day said."""
+"""The rows of every file (``bad`` NULL for a good row, else the number of its reason;
+``rows`` 1), until ``MERGE_DAY`` leaves one per server and day (``rows`` how many). The
+columns only the hosts' rankings use (SOFTWARE to response_size) stay the file's text
+here, typed host by host in ``LATEST``: ten million rows typed for the 400,000 hosts that
+keep them cost seconds."""
 
-FLATTEN = "CREATE OR REPLACE VIEW {table} AS {parts}"
-"""Every file's groups as one relation (``{parts}``: a UNION ALL of the files' tables)."""
+BATCH_ROWS = """
+INSERT INTO {table}
+SELECT {batch}, day, ip, port, protocol, bad, 1, family, coalesce(ts, TIMESTAMP '1970-01-01'),
+       amplification, software, fingerprint, geo, asn, response_size
+FROM ({read})
+"""
+"""One batch of files (a few, read together by DuckDB's threads), read once, a row each:
+a server is listed once a day, so grouping every row (an ``arg_min`` of the row's columns
+per server and day) was most of the load for nothing. ``DUPLICATE_DAYS`` finds the days
+where it is not, and ``MERGE_DAY`` merges them."""
+
+DUPLICATE_DAYS = """
+SELECT DISTINCT day FROM (
+    SELECT day FROM {table}
+    WHERE batch = {batch} AND bad IS NULL
+    GROUP BY day, ip, port, protocol
+    HAVING count(*) > 1
+)
+"""
+"""Days on which a batch lists a server more than once. Per batch: a batch holds few days,
+so the grouping stays small (one grouping of a month of files spilled and cost about
+twice the CPU time)."""
 
 VERDICTS = "SELECT bad, sum(rows) FROM {table} GROUP BY bad"
 """Rows per verdict: NULL (good) and each reason a row was left out."""
 
 SHARED_DAYS = """
-CREATE OR REPLACE TABLE {shared} AS
-SELECT day FROM {table} WHERE bad IS NULL GROUP BY day HAVING count(DISTINCT file) > 1
+SELECT day FROM {table} WHERE bad IS NULL GROUP BY day HAVING count(DISTINCT batch) > 1
 """
-"""Days that more than one file lists (then a server may be in several)."""
+"""Days that more than one batch lists (then a server may be in several of its rows)."""
 
-SERVER_DAYS = """
-CREATE OR REPLACE VIEW {servers} AS
-SELECT day, ip, port, protocol, family, first_ts, amplification, software, fingerprint,
-       geo, asn, response_size
-FROM {table}
-WHERE bad IS NULL
+TWICE = """
+CREATE OR REPLACE TEMP TABLE {table}_twice AS
+SELECT ip, port, protocol FROM {table}
+WHERE bad IS NULL AND batch >= 0 AND day IS NOT DISTINCT FROM $day
+GROUP BY ip, port, protocol
+HAVING count(*) > 1
 """
-"""One row per server and day: what its first row that day said. The day of a daily file
-needs nothing more; when several files share a day, ``MERGE_DAY`` merges it and
-``SHARED_SERVER_DAYS`` is the view instead."""
-
-SHARED_SERVER_DAYS = """
-CREATE OR REPLACE VIEW {servers} AS
-SELECT day, ip, port, protocol, family, first_ts, amplification, software, fingerprint,
-       geo, asn, response_size
-FROM {table} AS t
-WHERE bad IS NULL
-  AND NOT EXISTS (SELECT 1 FROM {shared} AS s WHERE s.day IS NOT DISTINCT FROM t.day)
-UNION ALL
-SELECT * FROM {merged}
-"""
-
-MERGED_DAYS = """
-CREATE OR REPLACE TABLE {merged} (
-    day DATE, ip VARCHAR, port INTEGER, protocol VARCHAR, family TINYINT,
-    first_ts TIMESTAMP, amplification DOUBLE, software VARCHAR, fingerprint VARCHAR,
-    geo VARCHAR, asn INTEGER, response_size INTEGER
-)
-"""
+"""The servers a day lists more than once (``MERGE_DAY`` merges only those)."""
 
 MERGE_DAY = """
-INSERT INTO {merged}
-SELECT any_value(day), ip, port, protocol, any_value(family), min(first_ts),
-       pick.amplification, pick.software, pick.fingerprint, pick.geo, pick.asn,
-       pick.response_size
+INSERT INTO {table}
+SELECT -1, day, ip, port, protocol, NULL, rows, family, first_ts, pick.amplification,
+       pick.software, pick.fingerprint, pick.geo, pick.asn, pick.response_size
 FROM (
-    SELECT day, ip, port, protocol, any_value(family) AS family, min(first_ts) AS first_ts,
+    SELECT day, ip, port, protocol, sum(rows) AS rows, any_value(family) AS family,
+           min(first_ts) AS first_ts,
            arg_min({{'amplification': amplification, 'software': software,
                      'fingerprint': fingerprint, 'geo': geo, 'asn': asn,
                      'response_size': response_size}}, first_ts) AS pick
-    FROM {table}
-    WHERE bad IS NULL AND day IS NOT DISTINCT FROM $day
+    FROM {table} AS t
+    WHERE bad IS NULL AND batch >= 0 AND day IS NOT DISTINCT FROM $day
+      AND EXISTS (SELECT 1 FROM {table}_twice AS d WHERE d.ip = t.ip AND d.port = t.port
+                  AND d.protocol IS NOT DISTINCT FROM t.protocol)
     GROUP BY day, ip, port, protocol
 )
-GROUP BY ALL
 """
-"""One shared day merged: a day at a time, so the grouping holds one day's servers."""
+"""The servers a day lists more than once (``TWICE``) merged: one row each, batch -1,
+what its first row that day said (``MERGED_AWAY`` then removes the rows merged). A day
+at a time, so the grouping holds one day's servers at most."""
+
+MERGED_AWAY = """
+DELETE FROM {table} AS t
+WHERE bad IS NULL AND batch >= 0 AND day IS NOT DISTINCT FROM $day
+  AND EXISTS (SELECT 1 FROM {table}_twice AS d WHERE d.ip = t.ip AND d.port = t.port
+              AND d.protocol IS NOT DISTINCT FROM t.protocol)
+"""
+
+SERVER_DAYS = """
+CREATE OR REPLACE VIEW {servers} AS
+SELECT day, ip, port, protocol, family, first_ts, amplification
+FROM {table}
+WHERE bad IS NULL
+"""
+"""One row per server and day: what its first row that day said (once ``MERGE_DAY`` has
+merged the days several batches share)."""
 
 FAMILIES = """
-SELECT family, h.servers, count(*) AS server_days,
-       avg(amplification) AS mean_amplification,
-       median(amplification) AS median_amplification,
-       max(amplification) AS max_amplification
-FROM {servers}
+SELECT family, h.servers, d.server_days, d.mean_amplification, d.median_amplification,
+       d.max_amplification
+FROM (
+    SELECT family, count(*) AS server_days, avg(amplification) AS mean_amplification,
+           median(amplification) AS median_amplification,
+           max(amplification) AS max_amplification
+    FROM {servers}
+    GROUP BY family
+) AS d
 JOIN (SELECT family, count(*) AS servers FROM {hosts} GROUP BY family) AS h USING (family)
-GROUP BY family, h.servers
 ORDER BY family
 """
 """Accessible servers per family; mean and median amplification (one value per server
-and day, as the report's daily figures)."""
+and day, as the report's daily figures). Grouped before the join: the join then has a
+row per family, not one per server and day."""
 
 PERCENTILES = """
 SELECT family, quantile_cont(amplification, [0.05, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]) AS values,
@@ -185,21 +202,21 @@ FROM {hosts}, bounds
 
 LATEST = """
 CREATE OR REPLACE TABLE {hosts} AS
-SELECT ip, port, protocol, family, latest.*, day, first_day
+SELECT h.ip, h.port, h.protocol, h.family, s.amplification, {payload}, h.day, h.first_day
 FROM (
     SELECT ip, port, protocol, any_value(family) AS family, max(day) AS day,
-           min(day) AS first_day,
-           arg_max({{'amplification': amplification, 'software': software,
-                     'response_size': response_size, 'geo': geo, 'asn': asn,
-                     'fingerprint': fingerprint}}, first_ts) AS latest
-    FROM {servers}
+           min(day) AS first_day, arg_max(rowid, first_ts) AS latest
+    FROM {table}
+    WHERE bad IS NULL
     GROUP BY ip, port, protocol
-)
+) AS h
+JOIN {table} AS s ON s.rowid = h.latest
 """
-"""One row per host (ip, port, protocol): its latest row (one arg_max of the row's
-columns together: six separate ones cost four times as much over ten million rows), and
-the first and last days it was listed. The rankings (countries, ASes,
-SOFTWARE, ports, FINGERPRINT) count each server once, as its latest row describes it."""
+"""One row per host (ip, port, protocol): its latest server-day (found by its row number,
+an integer: an arg_max of the row's columns together cost more than twice as much
+over ten million rows), its columns typed (``{payload}``, from ``inputs.typed_payload``), and the
+first and last days it was listed. The rankings (countries, ASes, SOFTWARE, ports,
+FINGERPRINT) count each server once, as its latest row describes it."""
 
 COMPARE = """
 SELECT coalesce(n.ip, o.ip) AS ip, coalesce(n.port, o.port) AS port,
