@@ -71,8 +71,13 @@ class PcapFeed:
         end: int | None = None,
         *,
         fast: bool = True,
+        keep_table: bool = False,
     ) -> None:
+        """``keep_table``: the pending requests may stay in the pairer's table when the
+        fast path read to the end (``stunscan.pcap.parallel`` packs them from there);
+        otherwise they are back in the analyser's dicts when reading ends."""
         self.path = Path(path)
+        self.keep_table = keep_table
         self.analyzer = analyzer
         self.start = start
         self.end = end
@@ -98,8 +103,11 @@ class PcapFeed:
             if fast_enabled(head):
                 try:
                     position = yield from self._fast(head)
-                finally:  # (the per-message code below reads the dicts)
+                except BaseException:
                     self.pairer.release()
+                    raise
+                if not (self.keep_table and position >= self._size()):
+                    self.pairer.release()  # (the per-message code below reads the dicts)
         reader = CaptureReader(self.path, position, self.end)
         reader.frames_read = self.frames_read
         feed = self.analyzer.feed_frame
@@ -111,6 +119,10 @@ class PcapFeed:
                 yield out
         self.problem = reader.problem
         self.frames_read = reader.frames_read
+
+    def _size(self) -> int:
+        """Where this run's records end."""
+        return self.end if self.end is not None else self.path.stat().st_size
 
     def _fast(self, head: bytes) -> Generator[list[Sighting | SightingBlock], None, int]:
         """Read whole records segment by segment; return where the generic reader goes on."""

@@ -186,6 +186,10 @@ class Pairer:
         self.batch_earliest = float(times.min()) if times.size else np.inf
         self.earliest = min(self.earliest, self.batch_earliest)
 
+    def pending_count(self) -> int:
+        """How many requests are pending, wherever they are held."""
+        return self.table.live if self.owned else len(self.analyzer.pending)
+
     def release(self) -> None:
         """The pending requests back in the analyser's dicts, for per-message code."""
         if self.owned:

@@ -39,6 +39,7 @@ from stunscan.capture.stream import TCP_BUFFER_BUDGET
 from stunscan.pcap.analyzer import Analyzer, Stats, server_key
 from stunscan.pcap.block import SightingBlock
 from stunscan.pcap.feed import PcapFeed
+from stunscan.pcap.pending import KEY_BYTES
 from stunscan.pcap.sighting import Sighting
 from stunscan.record import Record
 from stunscan.tally import ServerTally
@@ -51,9 +52,13 @@ _RECORDS, _DONE = b"R", b"D"
 _PACKETS_READ = re.compile(r" after (\d+) packets$")
 """How a reader's problem ends (see CaptureReader._stop)."""
 
-RunState = tuple[Stats, dict[bytes, tuple[int, float]], dict[bytes, None] | None, str | None]
+Pending = tuple[bytes, np.ndarray, np.ndarray]
+"""Requests still pending: their pairing keys end to end, their sizes and capture times
+(arrays pickle in one piece, where a dict of 100,000 keys takes a tenth of a second)."""
+RunState = tuple[Stats, Pending, bytes, str | None]
 """What a run leaves for the merge: its counts, its requests still pending, the pairing keys
-of its unanswered-for responses, and why it stopped early (or None)."""
+of its unanswered-for responses end to end, and why it stopped early (or None)."""
+NO_PENDING: Pending = (b"", np.empty(0, np.int64), np.empty(0, np.float64))
 
 
 def worker_count() -> int:
@@ -138,7 +143,7 @@ def analyse_run(
     the unanswered-for ones are not kept); ``later``: whether it has runs after (else the
     requests still pending are only counted as unanswered, not sent)."""
     analyzer = Analyzer(all_messages=all_messages, track_unsolicited=earlier, tcp_buffer=tcp_buffer)
-    reader = PcapFeed(path, analyzer, start, end)
+    reader = PcapFeed(path, analyzer, start, end, keep_table=True)
     batch: list[Sighting | SightingBlock] = []
     rows = 0
     problem = None
@@ -159,15 +164,39 @@ def analyse_run(
     if problem and shown_as:
         problem = problem.replace(str(path), shown_as)
     yield _RECORDS + pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
-    if not later:
-        analyzer.finish()  # (no run after this one to answer them)
-    done: RunState = (analyzer.stats, dict(analyzer.pending), analyzer.unsolicited, problem)
+    pending = NO_PENDING
+    if later:
+        pending = _pending(reader)
+    else:  # no run after this one to answer them
+        analyzer.stats.unanswered += reader.pairer.pending_count()
+    unsolicited = b"".join(analyzer.unsolicited or ())
+    done: RunState = (analyzer.stats, pending, unsolicited, problem)
     yield _DONE + pickle.dumps(done, pickle.HIGHEST_PROTOCOL)
+
+
+def _pending(reader: PcapFeed) -> Pending:
+    """The requests a run leaves pending, from the fast path's table or the dicts."""
+    table = reader.pairer.table
+    if reader.pairer.owned:
+        live = np.flatnonzero(table.alive[: table.end])
+        return table.words[live].tobytes(), table.sizes[live], table.times[live]
+    pending = reader.analyzer.pending
+    values = list(pending.values())
+    return (
+        b"".join(pending),
+        np.array([size for size, _ in values], np.int64),
+        np.array([when for _, when in values], np.float64),
+    )
 
 
 def failed_run(problem: str) -> bytes:
     """The final message of a run that could not be made at all (a lost worker)."""
-    return _DONE + pickle.dumps((Stats(), {}, None, problem), pickle.HIGHEST_PROTOCOL)
+    return _DONE + pickle.dumps((Stats(), NO_PENDING, b"", problem), pickle.HIGHEST_PROTOCOL)
+
+
+def _keys(packed: bytes) -> list[bytes]:
+    """Pairing keys end to end, as bytes each."""
+    return np.frombuffer(packed, KEY_BYTES).tolist()  # type: ignore[no-any-return]
 
 
 class RunMerger:
@@ -258,14 +287,18 @@ class RunMerger:
         and pass its own pending requests on to the runs after it."""
         if self.files[index] == self._dropped_file:
             return
-        stats, pending, unsolicited, problem = state
+        stats, (pending_keys, sizes, times), unsolicited, problem = state
         paired = 0
-        for key in unsolicited or ():
-            if self.earlier_pending.pop(key, None) is not None:
-                paired += 1
+        earlier = self.earlier_pending
+        if earlier:
+            for key in _keys(unsolicited):
+                if earlier.pop(key, None) is not None:
+                    paired += 1
         stats.paired += paired
         stats.unsolicited -= paired
-        self.earlier_pending.update(pending)
+        earlier.update(
+            zip(_keys(pending_keys), zip(sizes.tolist(), times.tolist(), strict=True), strict=True)
+        )
         self.stats.add(stats)
         if index == 0 or self.files[index - 1] != self.files[index]:
             self._frames_in_file = 0
