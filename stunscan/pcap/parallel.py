@@ -23,12 +23,13 @@ import itertools
 import multiprocessing
 import os
 import pickle
+import queue
 import re
 import signal
 import struct
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from multiprocessing.connection import wait
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,6 +46,9 @@ from stunscan.record import Record
 from stunscan.tally import ServerTally
 
 PARALLEL_MIN_BYTES = 32 << 20
+INBOX = 64
+"""Messages the workers may have sent ahead of the merge (at most a few MB each: a bound
+on the memory that reading ahead takes)."""
 BATCH = 512
 _RECORDS, _DONE = b"R", b"D"
 """The tag before each pickle a run sends: a batch of sightings, or the final state."""
@@ -419,19 +423,21 @@ def analyse_in_parallel(
             sender.close()
             channels.append(receiver)
             processes.append(process)
-        # Drain every pipe as data comes: a full pipe would stall its worker
-        active = {channel: index for index, channel in enumerate(channels)}
-        while active:
-            for channel in wait(list(active)):
-                index = active[channel]
-                try:
-                    message = channel.recv_bytes()  # type: ignore[union-attr]
-                except EOFError:  # the worker died without its final state
-                    message = failed_run(f"{path}: a worker ended early (bytes {runs[index]})")
-                if merger.accept(index, message):
-                    del active[channel]
-                    if on_run_done:
-                        on_run_done(runs[index][1] - runs[index][0])
+        # Every pipe drained as data comes, by a thread each: a full pipe would stall its
+        # worker while the merge works on an earlier message
+        inbox: queue.Queue[tuple[int, bytes]] = queue.Queue(maxsize=INBOX)
+        for index, channel in enumerate(channels):
+            failure = f"{path}: a worker ended early (bytes {runs[index]})"
+            threading.Thread(
+                target=_drain, args=(channel, index, inbox, failure), daemon=True
+            ).start()
+        left = len(runs)
+        while left:
+            index, message = inbox.get()
+            if merger.accept(index, message):
+                left -= 1
+                if on_run_done:
+                    on_run_done(runs[index][1] - runs[index][0])
         stats, problems = merger.finish()
     finally:
         merger.close()
@@ -441,6 +447,19 @@ def analyse_in_parallel(
                 process.kill()
                 process.join()
     return stats, problems[0] if problems else None
+
+
+def _drain(channel: Any, index: int, inbox: queue.Queue[tuple[int, bytes]], failure: str) -> None:
+    """A worker's messages into ``inbox``, its final state last (``failure`` if it died
+    without one)."""
+    while True:
+        try:
+            message = channel.recv_bytes()
+        except (EOFError, OSError):
+            message = failed_run(failure)
+        inbox.put((index, message))
+        if message[:1] == _DONE:
+            return
 
 
 def _decoding(emit: Callable[[Record], None], tally: ServerTally) -> Callable[[Sighting], None]:
