@@ -2,10 +2,12 @@
 
 A classic pcap of Ethernet frames is read in segments: ``recordwalk`` finds the records,
 ``fastpath`` decides batches of them with numpy, ``pairing`` pairs the requests and
-responses between two generic events a run at a time, and the loop here runs, in packet
-order, only what needs Python: the records of servers seen for the first time, the
-per-message pairing for the runs ``pairing`` leaves to it, and the analyser's own
-per-packet code for every packet the fast path left to it. Anything else (pcapng, other
+responses between two generic events a run at a time (the pending requests held in its
+arrays meanwhile), ``known`` skips the responses of servers already reported, and the
+first responses of new servers leave as blocks of arrays (``block``). The loop here runs,
+in packet order, only what needs Python: the per-message pairing for the runs
+``pairing`` leaves to it, and the analyser's own per-packet code for every packet the
+fast path left to it. Anything else (pcapng, other
 link types) and whatever follows a damaged or truncated record goes through
 ``CaptureReader`` and ``Analyzer.feed`` as before, so the problem reported is the same too.
 ``tests/test_fast_pcap.py`` holds both ways to the same output.
