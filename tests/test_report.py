@@ -163,6 +163,37 @@ def test_several_days(tmp_path: Path) -> None:
     assert ipv4_points["p50"] == pytest.approx(4.5) and ipv4_points["max"] == 6.0
 
 
+def test_a_day_split_over_files_reads_as_one_file(tmp_path: Path) -> None:
+    """A day's rows spread over three files (so over more than one batch of files read
+    together), a server in several of them and twice in one, its earliest row last: the
+    same report as one file a day, every server counted once a day, by its earliest row."""
+    rows = three_days()
+    first_day = [r for r in rows if r["timestamp"].startswith("2022-05-01")]
+    late_c, early_c = first_day[2], first_day[3]
+    again_b = dict(first_day[1], amplification="8.00", timestamp="2022-05-01 00:00:40")
+    parts = [
+        [late_c, first_day[0]],
+        [again_b, late_c],
+        [first_day[1], early_c],
+    ]
+    split, whole = tmp_path / "split", tmp_path / "whole"
+    split.mkdir()
+    whole.mkdir()
+    for number, part in enumerate(parts):
+        write_file(split / f"2022-05-01-{number}.csv", part)
+    write_file(whole / "2022-05-01.csv", [*first_day, again_b, late_c])
+    for day in ("2022-05-02", "2022-05-03"):
+        day_rows = [r for r in rows if r["timestamp"].startswith(day)]
+        write_file(split / f"{day}.csv", day_rows)
+        write_file(whole / f"{day}.csv", day_rows)
+    from_split, from_whole = report_json(str(split)), report_json(str(whole))
+    assert len(from_split.pop("files")) == 5 and len(from_whole.pop("files")) == 3
+    assert from_split == from_whole
+    ipv4 = family(from_split, "IPv4")
+    assert ipv4["server_days"] == 8  # B and C once on day 1, whatever the files
+    assert ipv4["max_amplification"] == 6.0  # neither B's 8.00 nor C's 9.00: not the first
+
+
 def test_gzip_zip_and_folder_read_alike(tmp_path: Path) -> None:
     rows = three_days()
     plain = write_file(tmp_path / "plain.csv", rows)
