@@ -40,7 +40,6 @@ NOTHING_TO_READ = 1
 FLUSH_EVERY = 0.25
 """Seconds between flushes of the CSV (a line each time would cost more than making it;
 a capture read from a FIFO still shows its rows as they come)."""
-"""The exit status when the inputs hold no capture at all."""
 
 
 class InputError(Exception):
