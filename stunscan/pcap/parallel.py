@@ -3,13 +3,15 @@
 The file is cut at record boundaries into one run per worker (forked processes). Each
 worker runs the ordinary Analyzer over its run (:func:`analyse_run`, through
 ``stunscan.pcap.feed``) and streams back what it finds as undecoded sightings
-(``stunscan.pcap.sighting``); :class:`RunMerger` then mends what a cut separates: a response
-whose request sits in an earlier run is paired with it (its amplification measured against
-the real request), and a server seen in an earlier run is reported once, from its first
-response. Only the parent decodes, and only the sightings it reports. The runs are merged
-in order: a run's sightings stream out as soon as every run before it is merged, later
-runs' wait, still pickled, in temporary files. The Dask runs of ``stunscan.pcap.cluster``
-use the same runs and the same merger, over many files and machines.
+(``stunscan.pcap.sighting``) and blocks of them (``stunscan.pcap.block``), each pipe read
+by a thread of the parent as data comes; :class:`RunMerger` then mends what a cut
+separates: a response whose request sits in an earlier run is paired with it (its
+amplification measured against the real request), and a server seen in an earlier run is
+reported once, from its first response. Only the parent decodes, and only the sightings
+it reports. The runs are merged in order: a run's sightings stream out as soon as every
+run before it is merged, later runs' wait, still pickled, in temporary files. The Dask
+runs of ``stunscan.pcap.cluster`` use the same runs and the same merger, over many files
+and machines.
 
 What a cut still loses, and why it is acceptable: a STUN message split across TCP segments
 on both sides of a cut; ChannelData on a non-STUN port whose TURN Allocate is in an earlier
