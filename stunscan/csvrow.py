@@ -207,24 +207,9 @@ def _walk(message: bytes, end: int) -> tuple[dict[int, tuple[int, bytes]], bool]
 
 def _address_cells(item: tuple[int, bytes] | None, key: bytes, *, xor: bool) -> str:
     """An address attribute's three cells ("01,192.0.2.1,3478"), or "" if absent or
-    malformed (the rules of :func:`_address`)."""
-    if item is None:
-        return ""
-    declared, value = item
-    size = len(value)
-    if size != declared or (size, value[1] if size >= 2 else -1) not in ((8, 1), (20, 2)):
-        return ""
-    if size == 8:
-        return _ipv4_attribute_cells(value, key[:4] if xor else None)
+    malformed (:func:`_address` decides)."""
     address = _address(item, key, xor=xor)
-    assert address is not None
-    return f"{address.family:02x},{address.address},{address.port}"
-
-
-@functools.lru_cache(maxsize=4096)
-def _ipv4_attribute_cells(value: bytes, xor_key: bytes | None) -> str:
-    address = _ipv4_address(value, xor_key)
-    return f"{address.family:02x},{address.address},{address.port}"
+    return "" if address is None else f"{address.family:02x},{address.address},{address.port}"
 
 
 @functools.lru_cache(maxsize=4096)
