@@ -71,24 +71,34 @@ def lab() -> Iterator[tuple[Lab, DnsServer]]:
         yield running, dns
 
 
-def test_a_scan_fills_every_column(lab: tuple[Lab, DnsServer], tmp_path: Path) -> None:
-    running, dns = lab
-    city, asn = write(tmp_path / "city.mmdb", "city"), write(tmp_path / "asn.mmdb", "asn")
-    sectors = tmp_path / "sectors.csv"
-    sectors.write_text("asn,naics,sector\n64500,517311,Hosting\n64501,517312,Wireless\n")
-    out_csv, out_json = tmp_path / "s.csv", tmp_path / "s.jsonl"
+def scan_rows(
+    running: Lab, out_csv: Path, *options: str
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, str]]]:
+    """A scan of the lab's targets from its scanner namespace, with ``options``: the run,
+    and the rows of its CSV (the run must have succeeded)."""
     command = [
         sys.executable, "-m", "stunscan", "scan", "203.0.113.0/26", "2001:db8:1::/120",
         "--allow", "203.0.113.0/24", "--allow", "2001:db8::/32", "--rate", "2000",
-        "--cooldown", "1", "--seed", "3", "--source-port", "40000", "--csv", str(out_csv),
-        "--json", str(out_json), "--geoip", str(city), "--geoip", str(asn), "--sector-map",
-        str(sectors), "--ptr", "--resolver", f"{LAB_V4}:{DNS_PORT}", "--ptr-timeout", "2",
+        "--cooldown", "1", "--source-port", "40000", "--csv", str(out_csv), *options,
     ]  # fmt: skip
     result = subprocess.run(running.in_scanner(*command), capture_output=True, text=True,
                             timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
     with out_csv.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+        return result, list(csv.DictReader(handle))
+
+
+def test_a_scan_fills_every_column(lab: tuple[Lab, DnsServer], tmp_path: Path) -> None:
+    running, dns = lab
+    city, asn = write(tmp_path / "city.mmdb", "city"), write(tmp_path / "asn.mmdb", "asn")
+    sectors = tmp_path / "sectors.csv"
+    sectors.write_text("asn,naics,sector\n64500,517311,Hosting\n64501,517312,Wireless\n")
+    out_json = tmp_path / "s.jsonl"
+    result, rows = scan_rows(
+        running, tmp_path / "s.csv", "--seed", "3", "--json", str(out_json), "--geoip",
+        str(city), "--geoip", str(asn), "--sector-map", str(sectors), "--ptr", "--resolver",
+        f"{LAB_V4}:{DNS_PORT}", "--ptr-timeout", "2",
+    )  # fmt: skip
     assert {row["ip"] for row in rows} == EXPECTED_V4 | EXPECTED_V6
     for row in rows:
         place = RANGES["2001:db8:1::/64" if ":" in row["ip"] else "203.0.113.0/24"]
@@ -122,18 +132,9 @@ def test_place_data_alone_goes_through_the_writer(
     columns per server (one lookup per address, though stund answers on two)."""
     running, _dns = lab
     asn = write(tmp_path / "asn.mmdb", "asn")
-    out_csv = tmp_path / "s.csv"
-    command = [
-        sys.executable, "-m", "stunscan", "scan", "203.0.113.0/26", "2001:db8:1::/120",
-        "--allow", "203.0.113.0/24", "--allow", "2001:db8::/32", "-p", "3478,3479",
-        "--rate", "2000", "--cooldown", "1", "--source-port", "40000", "--csv", str(out_csv),
-        "--geoip", str(asn), "--table-rows", "3",
-    ]  # fmt: skip
-    result = subprocess.run(running.in_scanner(*command), capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    with out_csv.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    result, rows = scan_rows(
+        running, tmp_path / "s.csv", "-p", "3478,3479", "--geoip", str(asn), "--table-rows", "3"
+    )
     assert {row["ip"] for row in rows} >= EXPECTED_V4 | EXPECTED_V6
     for row in rows:
         place = RANGES["2001:db8:1::/64" if ":" in row["ip"] else "203.0.113.0/24"]
